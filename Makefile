@@ -1,0 +1,48 @@
+# Countersign: `make up` runs the whole stack, `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+.PHONY: help install up worker api test lint format bench demo clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create the virtualenv and install the project with its dev tools
+
+up: $(STAMP) ## Run Temporal dev server + worker + API on :7777 (Ctrl-C stops all)
+	$(BIN)/python -m countersign.devstack
+
+worker: $(STAMP) ## Run the worker against TEMPORAL_ADDRESS
+	$(BIN)/python worker.py
+
+api: $(STAMP) ## Run the API on :7777 against TEMPORAL_ADDRESS
+	$(BIN)/python -m api
+
+lint: $(STAMP) ## ruff check, ruff format --check, mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint ## Lint, type-check and run the whole test suite
+	$(BIN)/pytest -q -p no:cacheprovider; status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$status
+
+bench: $(STAMP) ## Run the benchmarks in bench/ (ratios against bare Temporal)
+	$(BIN)/python -m bench
+
+clean: ## Remove the virtualenv and local data
+	rm -rf $(VENV) data

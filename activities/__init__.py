@@ -1,0 +1,1 @@
+"""Activities: everything that touches the world (the model, the tools)."""

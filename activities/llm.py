@@ -1,0 +1,291 @@
+"""One model turn as an activity, through the official ``openai`` client.
+
+The Responses API is the default; Chat Completions serves OpenAI-compatible
+servers that lack it (``COUNTERSIGN_OPENAI_API=chat``). The client does not
+retry (``max_retries=0``): Temporal does, with the workflow's retry policy, and
+this module tells it which failures are worth retrying.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+from pydantic import JsonValue
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.demo_model import DEMO_MODEL_NAME, demo_turn
+from activities.raw_turn import RawTurn
+from agents import Agent, AgentRegistry, ToolArgumentsError
+from countersign.models import (
+    MODEL_TURN_ACTIVITY,
+    ChatMessage,
+    ModelToolCall,
+    ModelTurn,
+    ModelTurnInput,
+    ProposedCall,
+    Usage,
+)
+from countersign.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_RETRYABLE_STATUS = {408, 409, 429}
+
+
+def _responses_input(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "tool":
+            items.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": message.tool_call_id,
+                    "output": message.content or "",
+                }
+            )
+            continue
+        if message.content:
+            items.append({"role": message.role, "content": message.content})
+        items.extend(
+            {
+                "type": "function_call",
+                "call_id": call.tool_call_id,
+                "name": call.tool_name,
+                "arguments": call.arguments,
+            }
+            for call in message.tool_calls
+        )
+    return items
+
+
+def _chat_messages(agent: Agent, messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if agent.system_prompt:
+        out.append({"role": "system", "content": agent.system_prompt})
+    for message in messages:
+        if message.role == "tool":
+            out.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": message.tool_call_id,
+                    "content": message.content or "",
+                }
+            )
+        elif message.role == "assistant" and message.tool_calls:
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": message.content,
+                    "tool_calls": [
+                        {
+                            "id": call.tool_call_id,
+                            "type": "function",
+                            "function": {"name": call.tool_name, "arguments": call.arguments},
+                        }
+                        for call in message.tool_calls
+                    ],
+                }
+            )
+        else:
+            out.append({"role": message.role, "content": message.content or ""})
+    return out
+
+
+def _classify(err: openai.OpenAIError) -> ApplicationError:
+    """Turn a client error into one Temporal retries, or one it does not."""
+    if isinstance(err, openai.APIStatusError):
+        status = err.status_code
+        retryable = status in _RETRYABLE_STATUS or status >= 500
+        body = err.message
+        retry_after = err.response.headers.get("retry-after")
+        delay = None
+        if retryable and retry_after and retry_after.isdigit():
+            delay = timedelta(seconds=min(int(retry_after), 300))
+        return ApplicationError(
+            f"model request failed with HTTP {status}: {body}",
+            type="ModelUnavailable" if retryable else "ModelRequestRejected",
+            non_retryable=not retryable,
+            next_retry_delay=delay,
+        )
+    if isinstance(err, openai.APITimeoutError | openai.APIConnectionError):
+        return ApplicationError(f"model unreachable: {err}", type="ModelUnavailable")
+    return ApplicationError(f"model call failed: {err}", type="ModelError", non_retryable=True)
+
+
+class ModelActivities:
+    """The ``model_turn`` activity, bound to the agents and the model settings."""
+
+    def __init__(
+        self, registry: AgentRegistry, settings: Settings, client: AsyncOpenAI | None = None
+    ) -> None:
+        self._registry = registry
+        self._settings = settings
+        self._client = client
+        if settings.uses_demo_model:
+            logger.warning(
+                "Model: the OFFLINE DEMO MODEL answers every turn (no OPENAI_API_KEY set, or "
+                "COUNTERSIGN_MODEL=demo). It understands a few requests and is not an LLM."
+            )
+        else:
+            logger.info(
+                "Model: %s through the %s API at %s",
+                settings.openai_model,
+                settings.openai_api,
+                settings.openai_base_url or "api.openai.com",
+            )
+
+    def _openai(self) -> AsyncOpenAI:
+        if self._client is None:
+            key = self._settings.openai_api_key
+            self._client = AsyncOpenAI(
+                api_key=key.get_secret_value() if key else None,
+                base_url=self._settings.openai_base_url,
+                max_retries=0,
+                timeout=self._settings.llm_timeout.total_seconds(),
+            )
+        return self._client
+
+    @activity.defn(name=MODEL_TURN_ACTIVITY)
+    async def model_turn(self, turn: ModelTurnInput) -> ModelTurn:
+        """Ask the model for its next step and check the tool calls it makes.
+
+        Raises:
+            ApplicationError: Non-retryable for requests the model server
+                refused (400, 401, 403, 404) or an unknown agent; retryable for
+                rate limits, server errors and timeouts.
+        """
+        agent = self._registry.get(turn.agent_id)
+        if agent is None:
+            raise ApplicationError(
+                f"no agent {turn.agent_id!r} on this worker",
+                type="UnknownAgent",
+                non_retryable=True,
+            )
+        if self._settings.uses_demo_model:
+            raw = demo_turn(agent, turn)
+            demo = True
+        else:
+            try:
+                raw = await self._call_openai(agent, turn.messages)
+            except openai.OpenAIError as err:
+                raise _classify(err) from err
+            demo = False
+        return ModelTurn(
+            content=raw.content,
+            calls=[self._propose(agent, call, turn) for call in raw.calls],
+            usage=raw.usage,
+            model=raw.model,
+            demo=demo,
+        )
+
+    async def _call_openai(self, agent: Agent, messages: list[ChatMessage]) -> RawTurn:
+        model = agent.model or self._settings.openai_model
+        client = self._openai()
+        if self._settings.openai_api == "responses":
+            response = await client.responses.create(
+                model=model,
+                instructions=agent.system_prompt or None,
+                input=_responses_input(messages),  # type: ignore[arg-type]
+                tools=[
+                    {
+                        "type": "function",
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters_schema,
+                        "strict": False,
+                    }
+                    for t in agent.tools
+                ],
+            )
+            calls = [
+                ModelToolCall(
+                    tool_call_id=item.call_id, tool_name=item.name, arguments=item.arguments
+                )
+                for item in response.output
+                if item.type == "function_call"
+            ]
+            usage = (
+                Usage(
+                    input_tokens=response.usage.input_tokens,
+                    output_tokens=response.usage.output_tokens,
+                    total_tokens=response.usage.total_tokens,
+                )
+                if response.usage
+                else Usage()
+            )
+            return RawTurn(response.output_text or None, calls, usage, response.model)
+
+        completion = await client.chat.completions.create(
+            model=model,
+            messages=_chat_messages(agent, messages),  # type: ignore[arg-type]
+            tools=[
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters_schema,
+                    },
+                }
+                for t in agent.tools
+            ],
+        )
+        if not completion.choices:
+            raise ApplicationError(
+                "model returned no choices", type="ModelError", non_retryable=True
+            )
+        message = completion.choices[0].message
+        calls = [
+            ModelToolCall(
+                tool_call_id=c.id, tool_name=c.function.name, arguments=c.function.arguments
+            )
+            for c in message.tool_calls or []
+            if c.type == "function"
+        ]
+        usage = (
+            Usage(
+                input_tokens=completion.usage.prompt_tokens,
+                output_tokens=completion.usage.completion_tokens,
+                total_tokens=completion.usage.total_tokens,
+            )
+            if completion.usage
+            else Usage()
+        )
+        return RawTurn(message.content, calls, usage, completion.model)
+
+    def _propose(self, agent: Agent, call: ModelToolCall, turn: ModelTurnInput) -> ProposedCall:
+        """Check one call against its tool: the schema first, then the policy."""
+        proposed = ProposedCall(
+            tool_call_id=call.tool_call_id, tool_name=call.tool_name, raw_arguments=call.arguments
+        )
+        tool = agent.get_tool(call.tool_name)
+        if tool is None:
+            known = ", ".join(t.name for t in agent.tools)
+            proposed.arguments_error = f"unknown tool {call.tool_name!r}; tools: {known}"
+            return proposed
+        try:
+            parsed: JsonValue = json.loads(call.arguments or "{}")
+        except json.JSONDecodeError as err:
+            proposed.arguments_error = f"arguments of {tool.name} are not valid JSON: {err}"
+            return proposed
+        if not isinstance(parsed, dict):
+            proposed.arguments_error = f"arguments of {tool.name} must be a JSON object"
+            return proposed
+        proposed.tool_args = parsed
+        try:
+            proposed.tool_args = tool.validate_args(parsed)
+        except ToolArgumentsError as err:
+            proposed.arguments_error = str(err)
+            return proposed
+        if tool.needs_confirmation(proposed.tool_args):
+            proposed.confirmation = tool.confirmation_policy(turn.default_confirmation_ttl)
+        return proposed
+
+
+__all__ = ["DEMO_MODEL_NAME", "ModelActivities"]

@@ -1,0 +1,458 @@
+"""Typed messages that cross a boundary: workflow input, activity payloads,
+update and query payloads, and the run view that the API returns.
+
+The workflow, the activities, the API and the CLI all import these, so each
+fact about a run has one definition. Everything here is a pydantic model and
+travels through Temporal with the pydantic data converter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+JsonObject = dict[str, JsonValue]
+
+MODEL_TURN_ACTIVITY = "model_turn"
+EXECUTE_TOOL_ACTIVITY = "execute_tool"
+
+
+class RunStatus(StrEnum):
+    """Run status, with the same strings as the seed's framework."""
+
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    ERROR = "ERROR"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the run can no longer change."""
+        return self in (RunStatus.COMPLETED, RunStatus.ERROR, RunStatus.CANCELLED)
+
+
+class CallState(StrEnum):
+    """Where one tool call is in its state machine (DESIGN §3)."""
+
+    PENDING = "PENDING"
+    INVALID = "INVALID"
+    AWAITING_CONFIRMATION = "AWAITING_CONFIRMATION"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    EXECUTING = "EXECUTING"
+    EXECUTED = "EXECUTED"
+    FAILED = "FAILED"
+
+    @property
+    def is_outcome(self) -> bool:
+        """Whether a pending confirmation has been resolved one way or another."""
+        return self not in (CallState.PENDING, CallState.AWAITING_CONFIRMATION)
+
+
+class TimeoutAction(StrEnum):
+    """What happens when a confirmation's time-to-live runs out."""
+
+    DENY = "deny"
+    CANCEL_RUN = "cancel_run"
+
+
+class DecisionSource(StrEnum):
+    """The channel a decision arrived through, recorded in the audit trail."""
+
+    API = "api"
+    SIGNAL = "signal"
+    TOKEN = "token"
+
+
+class ErrorCode(StrEnum):
+    """Stable machine-readable reasons for refusing a request.
+
+    The workflow raises them as the ``type`` of an ``ApplicationError`` from the
+    ``decide`` validator; the API maps each to an HTTP status.
+    """
+
+    NOT_PAUSED = "not_paused"
+    NOT_AWAITING = "not_awaiting_confirmation"
+    UNKNOWN_CALL = "unknown_tool_call"
+    DUPLICATE_CALL = "duplicate_tool_call"
+    ALREADY_DECIDED = "already_decided"
+    EXPIRED = "confirmation_expired"
+    TOOL_MISMATCH = "tool_name_mismatch"
+    ARGS_MISMATCH = "args_mismatch"
+    INVALID_ARGS = "invalid_tool_args"
+    EMPTY_DECISION = "empty_decision"
+    FORBIDDEN_ROLE = "approver_role_required"
+    SELF_APPROVAL = "self_approval_forbidden"
+    ALREADY_APPROVED_BY = "already_approved_by_principal"
+
+
+class Principal(BaseModel):
+    """Who is acting: an authenticated identity and its roles.
+
+    Only the id and the roles ever enter workflow history; credentials never do.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    roles: tuple[str, ...] = ()
+
+    def has_any_role(self, roles: list[str]) -> bool:
+        """Whether the principal holds at least one of ``roles`` (or ``admin``)."""
+        return "admin" in self.roles or any(role in self.roles for role in roles)
+
+
+class ConfirmationPolicy(BaseModel):
+    """A gated call's confirmation rules, resolved from the tool when it was called."""
+
+    approver_roles: list[str] = Field(default_factory=list)
+    approvals_required: int = 1
+    allow_self_approval: bool = True
+    ttl: timedelta = timedelta(hours=24)
+    on_timeout: TimeoutAction = TimeoutAction.DENY
+    allow_edit: bool = False
+
+
+class Usage(BaseModel):
+    """Token usage of model calls."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+    def plus(self, other: Usage) -> Usage:
+        """Return the sum of two usages."""
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+class ModelToolCall(BaseModel):
+    """A tool call as the model emitted it, arguments still as raw JSON text."""
+
+    tool_call_id: str
+    tool_name: str
+    arguments: str
+
+
+class ChatMessage(BaseModel):
+    """One item of the conversation that the workflow keeps and sends to the model."""
+
+    role: Literal["user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ModelToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+
+
+class ProposedCall(BaseModel):
+    """A tool call from the model, checked against the tool before any pause.
+
+    ``arguments_error`` is set when the arguments fail the tool's schema (or the
+    tool is unknown): such a call never reaches a person and its error goes back
+    to the model. ``confirmation`` is set when the call must be confirmed.
+    """
+
+    tool_call_id: str
+    tool_name: str
+    raw_arguments: str = "{}"
+    tool_args: JsonObject = Field(default_factory=dict)
+    arguments_error: str | None = None
+    confirmation: ConfirmationPolicy | None = None
+
+
+class ModelTurnInput(BaseModel):
+    """Input of the ``model_turn`` activity."""
+
+    run_id: str
+    agent_id: str
+    turn: int
+    messages: list[ChatMessage]
+    default_confirmation_ttl: timedelta = timedelta(hours=24)
+
+
+class ModelTurn(BaseModel):
+    """Output of the ``model_turn`` activity: final text, tool calls, or both."""
+
+    content: str | None = None
+    calls: list[ProposedCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    model: str
+    demo: bool = False
+
+
+class ToolInvocation(BaseModel):
+    """Input of the ``execute_tool`` activity."""
+
+    run_id: str
+    agent_id: str
+    tool_call_id: str
+    tool_name: str
+    tool_args: JsonObject
+    idempotency_key: str
+    output_limit: int
+
+
+class ToolResult(BaseModel):
+    """Output of the ``execute_tool`` activity.
+
+    ``output`` is capped at the invocation's ``output_limit``; ``truncated`` and
+    ``original_length`` record that the cap applied.
+    """
+
+    ok: bool
+    output: str
+    truncated: bool = False
+    original_length: int = 0
+
+
+class Decision(BaseModel):
+    """A decision recorded on a call."""
+
+    principal: Principal
+    confirmed: bool
+    note: str | None = None
+    source: DecisionSource = DecisionSource.API
+    decided_at: datetime
+    edited_args: JsonObject | None = None
+
+
+class DecisionInput(BaseModel):
+    """One decision as requested: a call, approve or reject, and what was shown.
+
+    ``tool_name``, ``tool_args`` and ``args_digest`` are optional echoes; when
+    given they must match the pending call, which binds the decision to what the
+    approver saw. ``tool_args`` that differ are an edit, accepted only when the
+    tool allows edits.
+    """
+
+    tool_call_id: str
+    confirmed: bool
+    note: str | None = Field(None, max_length=2000)
+    tool_name: str | None = None
+    tool_args: JsonObject | None = None
+    args_digest: str | None = None
+
+
+class DecideRequest(BaseModel):
+    """Payload of the ``decide`` update and signal."""
+
+    decisions: list[DecisionInput]
+    principal: Principal
+    source: DecisionSource = DecisionSource.API
+
+
+class AuditKind(StrEnum):
+    """Kinds of audit events."""
+
+    RUN_STARTED = "run.started"
+    APPROVAL_REQUESTED = "approval.requested"
+    DECISION_RECORDED = "approval.decided"
+    DECISION_REFUSED = "approval.refused"
+    APPROVAL_EXPIRED = "approval.expired"
+    TOOL_EXECUTED = "tool.executed"
+    TOOL_FAILED = "tool.failed"
+    RUN_FINISHED = "run.finished"
+
+
+class AuditEvent(BaseModel):
+    """One link of a run's tamper-evident audit trail.
+
+    ``hash`` is SHA-256 over ``prev_hash`` and the canonical JSON of the other
+    fields, so changing, removing or reordering an event breaks the chain.
+    """
+
+    seq: int
+    at: datetime
+    kind: AuditKind
+    run_id: str
+    tool_call_id: str | None = None
+    principal: Principal | None = None
+    source: DecisionSource | None = None
+    detail: str = ""
+    data: JsonObject = Field(default_factory=dict)
+    prev_hash: str
+    hash: str
+
+
+class ToolCallView(BaseModel):
+    """One tool call of a run, in the seed's wire format plus our additions."""
+
+    tool_call_id: str
+    tool_name: str
+    tool_args: JsonObject
+    requires_confirmation: bool
+    confirmed: bool | None = None
+    confirmation_note: str | None = None
+    result: str | None = None
+    tool_call_error: bool | None = None
+    state: CallState
+    turn: int
+    args_digest: str
+    expires_at: datetime | None = None
+    approvals_required: int = 0
+    approver_roles: list[str] = Field(default_factory=list)
+    allow_edit: bool = False
+    decisions: list[Decision] = Field(default_factory=list)
+    result_truncated: bool = False
+
+
+class CallRecord(BaseModel):
+    """The workflow's own record of one tool call (its view is ``ToolCallView``)."""
+
+    tool_call_id: str
+    tool_name: str
+    tool_args: JsonObject
+    raw_arguments: str = "{}"
+    turn: int
+    state: CallState = CallState.PENDING
+    args_digest: str
+    policy: ConfirmationPolicy | None = None
+    arguments_error: str | None = None
+    expires_at: datetime | None = None
+    decisions: list[Decision] = Field(default_factory=list)
+    result: str | None = None
+    result_truncated: bool = False
+
+    @property
+    def approvals(self) -> list[Decision]:
+        """Approving decisions so far."""
+        return [d for d in self.decisions if d.confirmed]
+
+    def view(self) -> ToolCallView:
+        """The call in the wire format."""
+        last = self.decisions[-1] if self.decisions else None
+        confirmed: bool | None = None
+        if self.policy is not None and self.state.is_outcome:
+            confirmed = self.state in (
+                CallState.APPROVED,
+                CallState.EXECUTING,
+                CallState.EXECUTED,
+                CallState.FAILED,
+            )
+        return ToolCallView(
+            tool_call_id=self.tool_call_id,
+            tool_name=self.tool_name,
+            tool_args=self.tool_args,
+            requires_confirmation=self.policy is not None,
+            confirmed=confirmed,
+            confirmation_note=last.note if last else None,
+            result=self.result,
+            tool_call_error=(
+                self.state in (CallState.FAILED, CallState.INVALID)
+                if self.state.is_outcome
+                else None
+            ),
+            state=self.state,
+            turn=self.turn,
+            args_digest=self.args_digest,
+            expires_at=self.expires_at,
+            approvals_required=self.policy.approvals_required if self.policy else 0,
+            approver_roles=self.policy.approver_roles if self.policy else [],
+            allow_edit=self.policy.allow_edit if self.policy else False,
+            decisions=self.decisions,
+            result_truncated=self.result_truncated,
+        )
+
+
+class RunState(BaseModel):
+    """Everything the workflow knows about a run; carried across continue-as-new."""
+
+    status: RunStatus = RunStatus.RUNNING
+    content: str | None = None
+    error: str | None = None
+    calls: list[CallRecord] = Field(default_factory=list)
+    messages: list[ChatMessage] = Field(default_factory=list)
+    audit: list[AuditEvent] = Field(default_factory=list)
+    turns: int = 0
+    pause_count: int = 0
+    settle_seq: int = 0
+    model: str | None = None
+    demo_model: bool = False
+    usage: Usage = Field(default_factory=Usage)
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunOptions(BaseModel):
+    """Per-run limits and activity options, fixed when the run starts.
+
+    They travel in the workflow input rather than being read from the worker's
+    environment so that a replay sees exactly what the first execution saw.
+    """
+
+    max_turns: int = 10
+    default_confirmation_ttl: timedelta = timedelta(hours=24)
+    tool_output_limit: int = 8000
+    llm_timeout: timedelta = timedelta(seconds=120)
+    llm_max_attempts: int = 6
+    llm_retry_initial_interval: timedelta = timedelta(seconds=1)
+    tool_timeout: timedelta = timedelta(seconds=60)
+    tool_heartbeat_timeout: timedelta = timedelta(seconds=20)
+
+
+class RunInput(BaseModel):
+    """Input of ``AgentRunWorkflow``."""
+
+    run_id: str
+    agent_id: str
+    message: str
+    user_id: str | None = None
+    session_id: str
+    requester: Principal
+    context: list[ChatMessage] = Field(default_factory=list)
+    options: RunOptions = Field(default_factory=RunOptions)
+    carried: RunState | None = None
+
+
+class RefusedAttempt(BaseModel):
+    """A decision the API refused, sent to the workflow for the audit trail."""
+
+    principal: Principal
+    source: DecisionSource = DecisionSource.API
+    tool_call_ids: list[str]
+    code: str
+    reason: str
+
+
+class RunView(BaseModel):
+    """The whole run as the ``state`` query returns it and the API serves it."""
+
+    run_id: str
+    agent_id: str
+    session_id: str
+    user_id: str | None = None
+    status: RunStatus
+    content: str | None = None
+    message: str
+    created_at: datetime
+    updated_at: datetime
+    tools: list[ToolCallView] = Field(default_factory=list)
+    messages: list[ChatMessage] = Field(default_factory=list)
+    turns: int = 0
+    pause_count: int = 0
+    settle_seq: int = 0
+    error: str | None = None
+    model: str | None = None
+    demo_model: bool = False
+    usage: Usage = Field(default_factory=Usage)
+    requester: Principal
+
+    @property
+    def pending(self) -> list[ToolCallView]:
+        """Calls waiting for a decision."""
+        return [t for t in self.tools if t.state is CallState.AWAITING_CONFIRMATION]
+
+
+class DecideResult(BaseModel):
+    """What the ``decide`` update returns: the run after it settled again."""
+
+    applied: list[str]
+    run: RunView

@@ -1,0 +1,119 @@
+"""Settings shared by the worker, the API and the CLI, read from the environment.
+
+Every field is documented in the README's settings table. Names without the
+``COUNTERSIGN_`` prefix (``OPENAI_*``, ``TEMPORAL_*``) follow the conventions of
+the libraries they configure, so existing environments keep working.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Countersign configuration.
+
+    Attributes are read from environment variables (case-insensitive); the
+    validation alias of each field is the variable's name.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    # Temporal connection.
+    temporal_address: str = Field("localhost:7233", validation_alias=_env("TEMPORAL_ADDRESS"))
+    temporal_namespace: str = Field("default", validation_alias=_env("TEMPORAL_NAMESPACE"))
+    temporal_task_queue: str = Field("countersign", validation_alias=_env("COUNTERSIGN_TASK_QUEUE"))
+    temporal_api_key: SecretStr | None = Field(None, validation_alias=_env("TEMPORAL_API_KEY"))
+    temporal_tls: bool = Field(False, validation_alias=_env("TEMPORAL_TLS"))
+    temporal_tls_cert: Path | None = Field(None, validation_alias=_env("TEMPORAL_TLS_CERT"))
+    temporal_tls_key: Path | None = Field(None, validation_alias=_env("TEMPORAL_TLS_KEY"))
+    temporal_tls_ca: Path | None = Field(None, validation_alias=_env("TEMPORAL_TLS_CA"))
+
+    # Model.
+    model_provider: Literal["auto", "openai", "demo"] = Field(
+        "auto", validation_alias=_env("COUNTERSIGN_MODEL")
+    )
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    openai_model: str = Field("gpt-5.2", validation_alias=_env("OPENAI_MODEL"))
+    openai_api: Literal["responses", "chat"] = Field(
+        "responses", validation_alias=_env("COUNTERSIGN_OPENAI_API")
+    )
+    llm_timeout: timedelta = Field(
+        timedelta(seconds=120), validation_alias=_env("COUNTERSIGN_LLM_TIMEOUT")
+    )
+    llm_max_attempts: int = Field(6, ge=1, validation_alias=_env("COUNTERSIGN_LLM_MAX_ATTEMPTS"))
+    llm_retry_initial_interval: timedelta = Field(
+        timedelta(seconds=1), validation_alias=_env("COUNTERSIGN_LLM_RETRY_INITIAL_INTERVAL")
+    )
+
+    # Runs and tools.
+    max_turns: int = Field(10, ge=1, validation_alias=_env("COUNTERSIGN_MAX_TURNS"))
+    confirmation_ttl: timedelta = Field(
+        timedelta(hours=24), validation_alias=_env("COUNTERSIGN_CONFIRMATION_TTL")
+    )
+    tool_timeout: timedelta = Field(
+        timedelta(seconds=60), validation_alias=_env("COUNTERSIGN_TOOL_TIMEOUT")
+    )
+    tool_heartbeat_timeout: timedelta = Field(
+        timedelta(seconds=20), validation_alias=_env("COUNTERSIGN_TOOL_HEARTBEAT_TIMEOUT")
+    )
+    tool_output_limit: int = Field(
+        8000, ge=64, validation_alias=_env("COUNTERSIGN_TOOL_OUTPUT_LIMIT")
+    )
+    session_context_limit: int = Field(
+        20, ge=0, validation_alias=_env("COUNTERSIGN_SESSION_CONTEXT_MESSAGES")
+    )
+    demo_db_path: Path = Field(
+        Path("data/demo.sqlite3"), validation_alias=_env("COUNTERSIGN_DEMO_DB")
+    )
+    agent_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("COUNTERSIGN_AGENT_MODULES")
+    )
+
+    # API.
+    api_host: str = Field("127.0.0.1", validation_alias=_env("COUNTERSIGN_API_HOST"))
+    api_port: int = Field(7777, validation_alias=_env("COUNTERSIGN_API_PORT"))
+    wait_budget: timedelta = Field(
+        timedelta(seconds=30), validation_alias=_env("COUNTERSIGN_WAIT_BUDGET")
+    )
+
+    # Logging.
+    log_level: str = Field("INFO", validation_alias=_env("COUNTERSIGN_LOG_LEVEL"))
+    log_format: Literal["text", "json"] = Field(
+        "text", validation_alias=_env("COUNTERSIGN_LOG_FORMAT")
+    )
+
+    @field_validator("agent_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        # Comma-separated in the environment; NoDecode keeps pydantic-settings
+        # from trying to parse it as JSON first.
+        if isinstance(value, str):
+            return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @property
+    def uses_demo_model(self) -> bool:
+        """Whether model turns go to the offline demo model instead of OpenAI."""
+        if self.model_provider == "demo":
+            return True
+        if self.model_provider == "openai":
+            return False
+        return self.openai_api_key is None or not self.openai_api_key.get_secret_value()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,98 @@
+"""The Countersign worker: runs ``AgentRunWorkflow`` and its activities.
+
+Run it with ``python worker.py`` (``make worker``). SIGINT or SIGTERM stops
+polling, lets in-flight activities finish (up to the graceful timeout) and
+exits with status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.llm import ModelActivities
+from activities.tools import ToolActivities
+from agents import AgentRegistry, ToolDeps, load_registry
+from agents.demo_db import DemoDatabase
+from countersign.logs import configure_logging
+from countersign.settings import Settings, get_settings
+from countersign.temporal import connect
+from workflows.agent_run import AgentRunWorkflow
+
+logger = logging.getLogger("countersign.worker")
+
+GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    registry: AgentRegistry | None = None,
+    task_queue: str | None = None,
+    graceful_shutdown_timeout: timedelta = GRACEFUL_SHUTDOWN,
+) -> Worker:
+    """A worker for the run workflow and its activities, not yet running.
+
+    Args:
+        client: Connected client (with the pydantic data converter).
+        settings: Model, tool and demo-database settings.
+        registry: Agents to serve; built from ``settings`` when ``None``.
+        task_queue: Overrides ``settings.temporal_task_queue``.
+        graceful_shutdown_timeout: How long shutdown waits for running activities.
+    """
+    registry = registry or load_registry(settings.agent_modules)
+    demo_db = DemoDatabase(settings.demo_db_path)
+    demo_db.ensure_seeded()
+    model = ModelActivities(registry, settings)
+    tools = ToolActivities(registry, ToolDeps(demo_db=demo_db))
+    return Worker(
+        client,
+        task_queue=task_queue or settings.temporal_task_queue,
+        workflows=[AgentRunWorkflow],
+        activities=[model.model_turn, tools.execute_tool],
+        graceful_shutdown_timeout=graceful_shutdown_timeout,
+    )
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Run a worker until ``stop`` is set, then drain and return."""
+    client = await connect(settings)
+    worker = build_worker(client, settings)
+    logger.info(
+        "worker polling %s on %s (namespace %s); demo database %s",
+        settings.temporal_task_queue,
+        settings.temporal_address,
+        settings.temporal_namespace,
+        settings.demo_db_path,
+    )
+    async with worker:
+        await stop.wait()
+        logger.info("stopping: finishing in-flight activities")
+    logger.info("worker stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: configure logging, install signal handlers, serve."""
+    del argv
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
