@@ -88,6 +88,40 @@ class Settings(BaseSettings):
         timedelta(seconds=30), validation_alias=_env("COUNTERSIGN_WAIT_BUDGET")
     )
 
+    # Security (DESIGN §6).
+    auth_disabled: bool = Field(False, validation_alias=_env("COUNTERSIGN_AUTH_DISABLED"))
+    api_keys_file: Path = Field(
+        Path("data/api_keys.json"), validation_alias=_env("COUNTERSIGN_API_KEYS_FILE")
+    )
+    jwt_secret: SecretStr | None = Field(None, validation_alias=_env("COUNTERSIGN_JWT_SECRET"))
+    jwt_public_key: str | None = Field(None, validation_alias=_env("COUNTERSIGN_JWT_PUBLIC_KEY"))
+    jwt_audience: str | None = Field(None, validation_alias=_env("COUNTERSIGN_JWT_AUDIENCE"))
+    jwt_issuer: str | None = Field(None, validation_alias=_env("COUNTERSIGN_JWT_ISSUER"))
+    jwt_leeway: timedelta = Field(
+        timedelta(seconds=30), validation_alias=_env("COUNTERSIGN_JWT_LEEWAY")
+    )
+    decision_token_secret: SecretStr | None = Field(
+        None, validation_alias=_env("COUNTERSIGN_DECISION_TOKEN_SECRET")
+    )
+    rate_limit_per_minute: int = Field(
+        120, ge=0, validation_alias=_env("COUNTERSIGN_RATE_LIMIT_PER_MINUTE")
+    )
+    max_body_bytes: int = Field(
+        256 * 1024, ge=1024, validation_alias=_env("COUNTERSIGN_MAX_BODY_BYTES")
+    )
+    max_message_chars: int = Field(
+        16_000, ge=1, validation_alias=_env("COUNTERSIGN_MAX_MESSAGE_CHARS")
+    )
+    max_decisions_per_request: int = Field(
+        100, ge=1, validation_alias=_env("COUNTERSIGN_MAX_DECISIONS")
+    )
+
+    # Observability.
+    worker_metrics_port: int | None = Field(
+        None, validation_alias=_env("COUNTERSIGN_WORKER_METRICS_PORT")
+    )
+    otel_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
     # Logging.
     log_level: str = Field("INFO", validation_alias=_env("COUNTERSIGN_LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field(
