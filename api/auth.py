@@ -22,8 +22,8 @@ async def _claimed_user_id(request: Request) -> str | None:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         form = await request.form()
-        value = form.get("user_id")
-        return value if isinstance(value, str) and value else None
+        field = form.get("user_id")
+        return field if isinstance(field, str) and field else None
     if content_type.startswith("application/json"):
         try:
             body = await request.json()
