@@ -1,0 +1,348 @@
+"""Decisions: reject, batches decided at once or one by one, several pauses, and
+every refusal the ``decide`` validator makes, with the run left unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from countersign.models import (
+    AuditEvent,
+    AuditKind,
+    CallState,
+    DecisionInput,
+    DecisionSource,
+    ErrorCode,
+    RunStatus,
+)
+from countersign.runs import decide
+from tests.scripted_openai import Call, Reply, ScriptedModel
+from tests.workflows.helpers import (
+    ALICE,
+    BOB,
+    WAIT,
+    RunHandle,
+    Worker,
+    approve,
+    assert_refused,
+    audit_trail,
+    call_ids,
+    current,
+    decide_and_wait,
+    eventually,
+    reject,
+    request,
+    start_paused,
+    tool_outputs_sent,
+)
+from workflows.agent_run import AgentRunWorkflow
+
+DELETE_50 = Call("delete_records", {"table_name": "users", "count": 50})
+NOTIFY = Call("send_notification", {"recipient": "ops", "message": "cleanup done"})
+COUNT_ORDERS = Call("count_rows", {"table_name": "orders"})
+
+
+async def _paused_batch(
+    client: Client, worker: Worker, model: ScriptedModel, message: str
+) -> tuple[RunHandle, str, str]:
+    """A run paused on a turn of two gated calls and one ungated call.
+
+    Returns:
+        The handle, the delete call's id and the notification call's id.
+    """
+    handle, view = await start_paused(
+        client, worker, model, message, Reply(calls=[DELETE_50, COUNT_ORDERS, NOTIFY])
+    )
+    [delete_id] = call_ids(view, "delete_records")
+    [notify_id] = call_ids(view, "send_notification")
+    return handle, delete_id, notify_id
+
+
+async def _assert_still_paused(handle: RunHandle, *pending: str) -> None:
+    """The run is paused with exactly ``pending`` awaiting, and nothing decided."""
+    view = await current(handle)
+    assert view.status is RunStatus.PAUSED
+    assert sorted(t.tool_call_id for t in view.pending) == sorted(pending)
+    assert all(not t.decisions for t in view.pending)
+
+
+async def test_reject_skips_tool_and_tells_model(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    message = "Delete 50 users, I will probably say no"
+    handle, paused = await start_paused(client, worker, model, message, Reply(calls=[DELETE_50]))
+
+    done = await reject(handle, paused.tools[0].tool_call_id, note="not today")
+
+    assert done.status is RunStatus.COMPLETED
+    [call] = done.tools
+    assert call.state is CallState.REJECTED
+    assert call.confirmed is False
+    assert call.confirmation_note == "not today"
+    assert worker.db.count("users") == 1000
+    assert worker.db.effect_count() == 0
+    [output] = tool_outputs_sent(model, message)
+    assert output == "rejected by alice: not today"
+
+
+async def test_batch_pauses_once_with_every_gated_call(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, delete_id, notify_id = await _paused_batch(
+        client, worker, model, "Batch: pause once for two gated calls"
+    )
+    view = await current(handle)
+    assert view.pause_count == 1
+    assert sorted(t.tool_call_id for t in view.pending) == sorted([delete_id, notify_id])
+    [ungated] = [t for t in view.tools if t.tool_name == "count_rows"]
+    # The ungated call ran before the pause.
+    assert ungated.state is CallState.EXECUTED
+    assert ungated.result == "orders has 500 rows"
+    assert worker.db.effect_count() == 0
+
+
+async def test_batch_decided_in_one_request_resumes(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, delete_id, notify_id = await _paused_batch(
+        client, worker, model, "Batch: both approved at once"
+    )
+
+    done = await approve(handle, delete_id, notify_id)
+
+    assert done.status is RunStatus.COMPLETED
+    assert worker.db.count("users") == 950
+    [notification] = worker.db.notifications()
+    assert notification.recipient == "ops"
+    assert {t.state for t in done.tools} == {CallState.EXECUTED}
+
+
+async def test_batch_decided_one_at_a_time_resumes_after_last(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, delete_id, notify_id = await _paused_batch(
+        client, worker, model, "Batch: approved one at a time"
+    )
+
+    first = await approve(handle, delete_id)
+
+    assert first.status is RunStatus.PAUSED
+    assert [t.tool_call_id for t in first.pending] == [notify_id]
+    assert worker.db.effect_count() == 0, "nothing runs before the whole batch is decided"
+
+    done = await approve(handle, notify_id)
+
+    assert done.status is RunStatus.COMPLETED
+    assert worker.db.effect_count("delete_records") == 1
+    assert worker.db.effect_count("send_notification") == 1
+
+
+async def test_batch_one_approved_one_rejected(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    message = "Batch: approve the delete, reject the notification"
+    handle, delete_id, notify_id = await _paused_batch(client, worker, model, message)
+
+    done = await decide_and_wait(handle, {delete_id: True, notify_id: False})
+
+    assert done.status is RunStatus.COMPLETED
+    states = {t.tool_call_id: t.state for t in done.tools}
+    assert states[delete_id] is CallState.EXECUTED
+    assert states[notify_id] is CallState.REJECTED
+    assert worker.db.count("users") == 950
+    assert worker.db.notifications() == []
+    outputs = tool_outputs_sent(model, message)
+    assert outputs[0].startswith("Deleted 50 records from users")
+    assert outputs[1] == "orders has 500 rows"
+    assert outputs[2] == "rejected by alice"
+
+
+async def test_atomic_request_with_one_invalid_entry_applies_none(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, delete_id, notify_id = await _paused_batch(
+        client, worker, model, "Batch: one bad entry spoils the request"
+    )
+
+    await assert_refused(
+        ErrorCode.UNKNOWN_CALL,
+        decide(handle, request({delete_id: True, "call_nope": True}), wait=WAIT),
+    )
+
+    await _assert_still_paused(handle, delete_id, notify_id)
+
+
+async def test_second_turn_pauses_again(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    message = "Delete 50 users, then tell ops"
+    handle, first = await start_paused(
+        client, worker, model, message, Reply(calls=[DELETE_50]), Reply(calls=[NOTIFY])
+    )
+    assert first.pause_count == 1
+
+    second = await approve(handle, first.tools[0].tool_call_id)
+
+    assert second.status is RunStatus.PAUSED
+    assert second.pause_count == 2
+    [pending] = second.pending
+    assert pending.tool_name == "send_notification"
+    assert pending.turn == 2
+    assert worker.db.count("users") == 950
+
+    done = await approve(handle, pending.tool_call_id)
+
+    assert done.status is RunStatus.COMPLETED
+    assert len(worker.db.notifications()) == 1
+    assert done.turns == 3
+
+
+async def test_second_decision_for_same_call_refused(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, delete_id, notify_id = await _paused_batch(
+        client, worker, model, "Replay: the same approval twice"
+    )
+    await approve(handle, delete_id)
+
+    refusal = await assert_refused(
+        ErrorCode.ALREADY_DECIDED, decide(handle, request({delete_id: False}, BOB), wait=WAIT)
+    )
+    assert "already decided by alice" in refusal.message
+
+    done = await approve(handle, notify_id)
+    assert done.status is RunStatus.COMPLETED
+    assert worker.db.effect_count("delete_records") == 1
+    [delete] = [t for t in done.tools if t.tool_call_id == delete_id]
+    assert [d.principal.id for d in delete.decisions] == ["alice"]
+
+
+async def test_concurrent_identical_approvals_execute_once(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, delete_id, notify_id = await _paused_batch(
+        client, worker, model, "Race: ten clicks on approve"
+    )
+
+    outcomes = await asyncio.gather(
+        *(decide(handle, request({delete_id: True}), wait=WAIT) for _ in range(10)),
+        return_exceptions=True,
+    )
+
+    accepted = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, WorkflowUpdateFailedError)]
+    assert len(accepted) == 1
+    assert len(refused) == 9
+    for err in refused:
+        assert isinstance(err.cause, ApplicationError)
+        assert err.cause.type == ErrorCode.ALREADY_DECIDED.value
+    done = await approve(handle, notify_id)
+    assert done.status is RunStatus.COMPLETED
+    assert worker.db.effect_count("delete_records") == 1
+    assert worker.db.count("users") == 950
+
+
+async def test_unknown_tool_call_refused(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, paused = await start_paused(
+        client, worker, model, "Refuse an unknown call id", Reply(calls=[DELETE_50])
+    )
+
+    await assert_refused(
+        ErrorCode.UNKNOWN_CALL, decide(handle, request({"call_nope": True}), wait=WAIT)
+    )
+
+    await _assert_still_paused(handle, paused.tools[0].tool_call_id)
+
+
+async def test_differing_args_echo_refused(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, paused = await start_paused(
+        client, worker, model, "Refuse a decision on other arguments", Reply(calls=[DELETE_50])
+    )
+    call_id = paused.tools[0].tool_call_id
+    edited = DecisionInput(
+        tool_call_id=call_id, confirmed=True, tool_args={"table_name": "users", "count": 500}
+    )
+
+    await assert_refused(ErrorCode.ARGS_MISMATCH, decide(handle, request([edited]), wait=WAIT))
+
+    await _assert_still_paused(handle, call_id)
+    assert worker.db.effect_count() == 0
+
+
+async def test_matching_args_echo_accepted(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, paused = await start_paused(
+        client,
+        worker,
+        model,
+        "Accept a decision that echoes the arguments",
+        Reply(calls=[DELETE_50]),
+    )
+    call = paused.tools[0]
+    echoed = DecisionInput(
+        tool_call_id=call.tool_call_id,
+        confirmed=True,
+        tool_name="delete_records",
+        tool_args={"count": 50, "table_name": "users"},
+        args_digest=call.args_digest,
+    )
+
+    done = await decide_and_wait(handle, [echoed])
+
+    assert done.status is RunStatus.COMPLETED
+    assert worker.db.count("users") == 950
+
+
+async def test_signal_decision_applies(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, paused = await start_paused(
+        client, worker, model, "Decide through the signal", Reply(calls=[DELETE_50])
+    )
+
+    await handle.signal(
+        AgentRunWorkflow.decide_signal, request({paused.tools[0].tool_call_id: True}, BOB)
+    )
+    done = await handle.result()
+
+    assert done.status is RunStatus.COMPLETED
+    assert worker.db.count("users") == 950
+    [decision] = done.tools[0].decisions
+    assert decision.principal.id == "bob"
+    assert decision.source is DecisionSource.SIGNAL
+
+
+async def test_invalid_signal_recorded_as_refused_and_changes_nothing(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, paused = await start_paused(
+        client, worker, model, "Send a bad signal", Reply(calls=[DELETE_50])
+    )
+    call_id = paused.tools[0].tool_call_id
+
+    await handle.signal(
+        AgentRunWorkflow.decide_signal, request({call_id: True, "call_nope": True}, BOB)
+    )
+
+    async def refused_event() -> AuditEvent | None:
+        trail = await audit_trail(handle)
+        return next((e for e in trail if e.kind is AuditKind.DECISION_REFUSED), None)
+
+    event = await eventually(refused_event, what="the refused signal in the audit trail")
+    assert event.principal is not None
+    assert event.principal.id == "bob"
+    assert event.source is DecisionSource.SIGNAL
+    assert event.data["code"] == ErrorCode.UNKNOWN_CALL.value
+    await _assert_still_paused(handle, call_id)
+    assert worker.db.effect_count() == 0
+    # The run still takes a valid decision afterwards.
+    done = await approve(handle, call_id, principal=ALICE)
+    assert done.status is RunStatus.COMPLETED
