@@ -1,18 +1,142 @@
-"""Who is calling: the principal behind a request.
+"""Who is calling: the principal behind a request, and what it may do.
 
-This first version only knows development mode (``COUNTERSIGN_AUTH_DISABLED``);
-API keys and JWT come next (DESIGN §6). Routes depend on
-``api.deps.CurrentPrincipal`` and never on this module's internals.
+Credentials (DESIGN §6), in order:
+
+- ``X-API-Key: <key>``, or ``Authorization: Bearer <key>`` where the key has
+  the ``csk_`` shape: looked up in the hashed key store
+  (``COUNTERSIGN_API_KEYS_FILE``, see ``countersign keys``);
+- ``Authorization: Bearer <JWT>``: HS256 or RS256, see
+  ``countersign.security.jwt_auth``.
+
+Development mode (``COUNTERSIGN_AUTH_DISABLED=true``) trusts the caller's
+``user_id`` and grants every role; whoever starts the API announces it.
+
+Errors are raised as :class:`ApiError`, an ``HTTPException`` whose ``detail``
+is the whole JSON body ``{"detail": <message>, "code": <code>}``; the API's
+exception handler renders it as is (:func:`render_http_exception` does that
+for any ``HTTPException``). Credentials are never logged nor echoed.
 """
 
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
+from pathlib import Path
+
 from fastapi import HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from countersign.models import Principal
+from countersign.security.api_keys import ApiKeyError, ApiKeyStore, looks_like_api_key
+from countersign.security.jwt_auth import (
+    JwtConfig,
+    JwtConfigError,
+    JwtError,
+    JwtVerifier,
+    looks_like_jwt,
+)
 from countersign.settings import Settings
 
+logger = logging.getLogger(__name__)
+
 DEV_ROLES = ("requester", "approver", "viewer", "admin")
+
+UNAUTHENTICATED = "unauthenticated"
+FORBIDDEN = "forbidden"
+AUTH_MISCONFIGURED = "auth_misconfigured"
+
+
+class ApiError(HTTPException):
+    """An HTTP error whose ``detail`` is the JSON body ``{"detail", "code"}``.
+
+    Args:
+        status_code: The HTTP status.
+        code: Stable machine-readable reason.
+        message: Human-readable reason.
+        headers: Extra response headers.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            status_code=status_code, detail={"detail": message, "code": code}, headers=headers
+        )
+        self.code = code
+        self.message = message
+
+
+def unauthenticated(message: str, *, token_presented: bool = False) -> ApiError:
+    """A 401 ``unauthenticated`` error with the RFC 6750 challenge."""
+    challenge = 'Bearer error="invalid_token"' if token_presented else "Bearer"
+    return ApiError(
+        status.HTTP_401_UNAUTHORIZED,
+        UNAUTHENTICATED,
+        message,
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+def forbidden(message: str) -> ApiError:
+    """A 403 ``forbidden`` error."""
+    return ApiError(status.HTTP_403_FORBIDDEN, FORBIDDEN, message)
+
+
+def require_roles(principal: Principal, *roles: str) -> Principal:
+    """Check that ``principal`` holds one of ``roles``; ``admin`` holds them all.
+
+    Returns:
+        The principal, so a dependency can return this call.
+
+    Raises:
+        ApiError: 403 ``forbidden`` naming the roles required.
+    """
+    if not principal.has_any_role(list(roles)):
+        raise forbidden(f"this needs one of the roles: {', '.join(roles)}")
+    return principal
+
+
+async def render_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    """Render any ``HTTPException`` as ``{"detail", "code"}`` (an exception handler).
+
+    ``ApiError`` bodies pass through as they are; other ``HTTPException``s get a
+    code derived from their status.
+    """
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
+    if isinstance(exc.detail, dict) and "code" in exc.detail:
+        body = exc.detail
+    else:
+        body = {"detail": exc.detail, "code": _default_code(exc.status_code)}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _default_code(status_code: int) -> str:
+    return {
+        400: "bad_request",
+        401: UNAUTHENTICATED,
+        403: FORBIDDEN,
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+        429: "rate_limited",
+    }.get(status_code, "error")
+
+
+@lru_cache(maxsize=8)
+def _key_store(path: Path) -> ApiKeyStore:
+    # One store per file, so its reload-on-change cache lives across requests.
+    return ApiKeyStore(path)
+
+
+@lru_cache(maxsize=8)
+def _jwt_verifier(config: JwtConfig) -> JwtVerifier:
+    return JwtVerifier(config)
 
 
 async def _claimed_user_id(request: Request) -> str | None:
@@ -34,19 +158,82 @@ async def _claimed_user_id(request: Request) -> str | None:
     return None
 
 
+def _credential(request: Request) -> tuple[str, bool] | None:
+    """The presented credential and whether it came as ``X-API-Key``."""
+    api_key = request.headers.get("x-api-key")
+    authorization = request.headers.get("authorization")
+    if api_key is not None and authorization is not None:
+        raise unauthenticated("send either X-API-Key or Authorization, not both")
+    if api_key is not None:
+        return api_key.strip(), True
+    if authorization is None:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise unauthenticated("the Authorization header must be 'Bearer <credential>'")
+    return value.strip(), False
+
+
+def _misconfigured(message: str) -> ApiError:
+    logger.error("authentication is misconfigured: %s", message)
+    return ApiError(
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+        AUTH_MISCONFIGURED,
+        "authentication is misconfigured on the server; see its log",
+    )
+
+
+def _lookup_key(settings: Settings, key: str) -> Principal:
+    try:
+        principal = _key_store(settings.api_keys_file).lookup(key)
+    except ApiKeyError as exc:
+        raise _misconfigured(str(exc)) from exc
+    if principal is None:
+        raise unauthenticated("unknown or revoked API key", token_presented=True)
+    return principal
+
+
+def _verify_jwt(settings: Settings, token: str) -> Principal:
+    config = JwtConfig.from_settings(settings)
+    if not config.enabled:
+        raise unauthenticated("JWT authentication is not configured", token_presented=True)
+    try:
+        return _jwt_verifier(config).verify(token)
+    except JwtConfigError as exc:
+        raise _misconfigured(str(exc)) from exc
+    except JwtError as exc:
+        raise unauthenticated(exc.reason, token_presented=True) from exc
+
+
 async def authenticate(request: Request, settings: Settings) -> Principal:
     """The principal of a request.
 
+    Also stored as ``request.state.principal`` for logging and rate limits.
+
     Raises:
-        HTTPException: 401 when the request carries no valid credentials.
+        ApiError: 401 ``unauthenticated`` (with ``WWW-Authenticate: Bearer``)
+            when the request carries no valid credential; 500
+            ``auth_misconfigured`` when the key file or JWT keys are unusable.
     """
     if settings.auth_disabled:
         # Development mode trusts the caller's user_id, as the seed's server does.
         user = await _claimed_user_id(request) or "dev-user"
-        return Principal(id=user, roles=DEV_ROLES)
-    raise HTTPException(
-        status_code=status.HTTP_401_UNAUTHORIZED,
-        detail="authentication is not configured: set COUNTERSIGN_AUTH_DISABLED=true for "
-        "development, or configure API keys or JWT",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+        principal = Principal(id=user, roles=DEV_ROLES)
+    else:
+        presented = _credential(request)
+        if presented is None:
+            raise unauthenticated(
+                "credentials required: send 'Authorization: Bearer <API key or JWT>' "
+                "or 'X-API-Key: <API key>'"
+            )
+        credential, as_api_key_header = presented
+        if as_api_key_header or looks_like_api_key(credential):
+            principal = _lookup_key(settings, credential)
+        elif looks_like_jwt(credential):
+            principal = _verify_jwt(settings, credential)
+        else:
+            raise unauthenticated(
+                "the credential is neither an API key nor a JWT", token_presented=True
+            )
+    request.state.principal = principal
+    return principal

@@ -1,0 +1,249 @@
+"""Rate limits per principal and route, and a request body size guard.
+
+``RateLimiter`` is a token bucket per key: ``per_minute`` requests of burst,
+refilled continuously at ``per_minute / 60`` per second; ``0`` turns it off.
+Buckets live in the API process, so with N API replicas a principal may make
+up to N times the limit; that bounds abuse without a shared store.
+
+Mounting, in ``create_app``::
+
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    limiter = RateLimiter(settings.rate_limit_per_minute)
+    router = APIRouter(dependencies=[Depends(rate_limit(limiter, current_principal))])
+
+``rate_limit`` builds a FastAPI dependency that resolves the principal through
+the API's own principal dependency (FastAPI caches it per request, so
+authentication still runs once) and answers 429 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException, Request, status
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from countersign.models import Principal
+
+RATE_LIMITED = "rate_limited"
+PAYLOAD_TOO_LARGE = "payload_too_large"
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    """Token buckets keyed by (principal, route).
+
+    Args:
+        per_minute: Requests per minute and burst size; 0 disables the limiter.
+        clock: Monotonic seconds (injectable for tests).
+        max_keys: Idle buckets are dropped beyond this many, so memory stays
+            bounded whatever the callers send.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 10_000,
+    ) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether requests are limited at all."""
+        return self.capacity > 0
+
+    def hit(self, principal_id: str, route: str) -> float | None:
+        """Take one request from the bucket.
+
+        Returns:
+            ``None`` when the request may go ahead, else the seconds to wait
+            before the next one would be allowed.
+        """
+        if not self.enabled:
+            return None
+        now = self._clock()
+        key = (principal_id, route)
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                if len(self._buckets) >= self._max_keys:
+                    self._prune(now)
+                bucket = self._buckets[key] = _Bucket(self.capacity, now)
+            else:
+                bucket.tokens = min(
+                    self.capacity, bucket.tokens + (now - bucket.updated) * self.rate
+                )
+                bucket.updated = now
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                return None
+            return (1.0 - bucket.tokens) / self.rate
+
+    def _prune(self, now: float) -> None:
+        # Full buckets carry no state worth keeping; if none is full, drop the
+        # oldest half so a flood of distinct keys cannot grow the map forever.
+        full_after = self.capacity / self.rate
+        idle = [k for k, b in self._buckets.items() if now - b.updated >= full_after]
+        if not idle:
+            ordered = sorted(self._buckets, key=lambda k: self._buckets[k].updated)
+            idle = ordered[: len(ordered) // 2 or 1]
+        for k in idle:
+            del self._buckets[k]
+
+
+class RateLimited(HTTPException):
+    """429 with ``Retry-After`` (whole seconds, rounded up) and a JSON error detail.
+
+    ``detail`` is the dict ``{"detail": ..., "code": "rate_limited"}``, as for
+    the other errors of ``api.auth``.
+    """
+
+    def __init__(self, retry_after: float) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            detail={"detail": f"rate limit exceeded; retry in {seconds} s", "code": RATE_LIMITED},
+            headers={"Retry-After": str(seconds)},
+        )
+
+
+def route_key(request: Request) -> str:
+    """The method and the route's path template (``POST /agents/{agent_id}/runs``).
+
+    The template, not the path, so that one principal cannot escape the limit
+    by varying ids in the URL.
+    """
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or request.url.path
+    return f"{request.method} {path}"
+
+
+def rate_limit(
+    limiter: RateLimiter,
+    principal_dependency: Callable[..., Awaitable[Principal]] | Callable[..., Principal],
+) -> Callable[..., Awaitable[None]]:
+    """A FastAPI dependency that limits each principal on each route.
+
+    Args:
+        limiter: The process's limiter.
+        principal_dependency: The API's dependency that yields the principal.
+
+    Returns:
+        A dependency to put in a router's or route's ``dependencies``.
+    """
+
+    # A default, not Annotated[...]: with postponed annotations FastAPI could not
+    # resolve a local name inside a string annotation.
+    async def enforce(
+        request: Request,
+        principal: Principal = Depends(principal_dependency),  # noqa: B008
+    ) -> None:
+        retry_after = limiter.hit(principal.id, route_key(request))
+        if retry_after is not None:
+            raise RateLimited(retry_after)
+
+    return enforce
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413 ``payload_too_large``.
+
+    ``Content-Length`` is only a shortcut for an early answer: the body is read
+    and counted as it arrives (chunked bodies have no length, and a client may
+    lie), up to the limit, before the application sees any of it. Buffering
+    costs at most ``max_bytes`` per request in flight.
+
+    Args:
+        app: The ASGI application.
+        max_bytes: The largest body accepted.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(send)
+            return
+        try:
+            body_messages = await self._read_body(receive)
+        except _BodyTooLargeError:
+            await self._refuse(send)
+            return
+        pending = list(body_messages)
+
+        async def replay() -> Message:
+            # Hand the buffered body to the app, then pass through the live
+            # channel (the app waits on it for http.disconnect when streaming).
+            if pending:
+                return pending.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _read_body(self, receive: Receive) -> list[Message]:
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                raise _BodyTooLargeError
+            if not message.get("more_body", False):
+                return messages
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(
+            {
+                "detail": f"request body exceeds {self.max_bytes} bytes",
+                "code": PAYLOAD_TOO_LARGE,
+            }
+        ).encode()
+        headers: list[tuple[bytes, bytes]] = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            # The rest of the body is not read; the connection cannot be reused.
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
