@@ -11,7 +11,7 @@ Credentials (DESIGN §6), in order:
 Development mode (``COUNTERSIGN_AUTH_DISABLED=true``) trusts the caller's
 ``user_id`` and grants every role; whoever starts the API announces it.
 
-Errors are raised as :class:`ApiError`, an ``HTTPException`` whose ``detail``
+Errors are raised as :class:`AuthError`, an ``HTTPException`` whose ``detail``
 is the whole JSON body ``{"detail": <message>, "code": <code>}``; the API's
 exception handler renders it as is (:func:`render_http_exception` does that
 for any ``HTTPException``). Credentials are never logged nor echoed.
@@ -47,7 +47,7 @@ FORBIDDEN = "forbidden"
 AUTH_MISCONFIGURED = "auth_misconfigured"
 
 
-class ApiError(HTTPException):
+class AuthError(HTTPException):
     """An HTTP error whose ``detail`` is the JSON body ``{"detail", "code"}``.
 
     Args:
@@ -71,10 +71,10 @@ class ApiError(HTTPException):
         self.message = message
 
 
-def unauthenticated(message: str, *, token_presented: bool = False) -> ApiError:
+def unauthenticated(message: str, *, token_presented: bool = False) -> AuthError:
     """A 401 ``unauthenticated`` error with the RFC 6750 challenge."""
     challenge = 'Bearer error="invalid_token"' if token_presented else "Bearer"
-    return ApiError(
+    return AuthError(
         status.HTTP_401_UNAUTHORIZED,
         UNAUTHENTICATED,
         message,
@@ -82,9 +82,9 @@ def unauthenticated(message: str, *, token_presented: bool = False) -> ApiError:
     )
 
 
-def forbidden(message: str) -> ApiError:
+def forbidden(message: str) -> AuthError:
     """A 403 ``forbidden`` error."""
-    return ApiError(status.HTTP_403_FORBIDDEN, FORBIDDEN, message)
+    return AuthError(status.HTTP_403_FORBIDDEN, FORBIDDEN, message)
 
 
 def require_roles(principal: Principal, *roles: str) -> Principal:
@@ -94,7 +94,7 @@ def require_roles(principal: Principal, *roles: str) -> Principal:
         The principal, so a dependency can return this call.
 
     Raises:
-        ApiError: 403 ``forbidden`` naming the roles required.
+        AuthError: 403 ``forbidden`` naming the roles required.
     """
     if not principal.has_any_role(list(roles)):
         raise forbidden(f"this needs one of the roles: {', '.join(roles)}")
@@ -104,7 +104,7 @@ def require_roles(principal: Principal, *roles: str) -> Principal:
 async def render_http_exception(request: Request, exc: Exception) -> JSONResponse:
     """Render any ``HTTPException`` as ``{"detail", "code"}`` (an exception handler).
 
-    ``ApiError`` bodies pass through as they are; other ``HTTPException``s get a
+    ``AuthError`` bodies pass through as they are; other ``HTTPException``s get a
     code derived from their status.
     """
     if not isinstance(exc, StarletteHTTPException):
@@ -174,9 +174,9 @@ def _credential(request: Request) -> tuple[str, bool] | None:
     return value.strip(), False
 
 
-def _misconfigured(message: str) -> ApiError:
+def _misconfigured(message: str) -> AuthError:
     logger.error("authentication is misconfigured: %s", message)
-    return ApiError(
+    return AuthError(
         status.HTTP_500_INTERNAL_SERVER_ERROR,
         AUTH_MISCONFIGURED,
         "authentication is misconfigured on the server; see its log",
@@ -211,7 +211,7 @@ async def authenticate(request: Request, settings: Settings) -> Principal:
     Also stored as ``request.state.principal`` for logging and rate limits.
 
     Raises:
-        ApiError: 401 ``unauthenticated`` (with ``WWW-Authenticate: Bearer``)
+        AuthError: 401 ``unauthenticated`` (with ``WWW-Authenticate: Bearer``)
             when the request carries no valid credential; 500
             ``auth_misconfigured`` when the key file or JWT keys are unusable.
     """
