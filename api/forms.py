@@ -1,0 +1,156 @@
+"""Request bodies that arrive form-encoded (as in the seed) or as JSON.
+
+FastAPI reads a body as one or the other; the seed's clients send forms whose
+``tools`` field is a JSON string, and JSON clients send real arrays. These
+dependencies accept both and report problems as 422 ``invalid_request`` saying
+where.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Request, status
+from pydantic import BaseModel, ValidationError
+
+from api.errors import INVALID_REQUEST, ApiError, validation_detail
+from api.schemas import ApprovalDecision, RunContinue, RunCreate
+
+M = TypeVar("M", bound=BaseModel)
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _invalid(detail: str) -> ApiError:
+    return ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, INVALID_REQUEST, detail)
+
+
+async def read_fields(request: Request) -> dict[str, Any]:
+    """The body's fields, from a form or a JSON object; ``{}`` for an empty body.
+
+    Raises:
+        ApiError: 422 for JSON that is not an object, 415 for other media types.
+    """
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith(FORM_TYPES):
+        form = await request.form()
+        return {key: value for key, value in form.items() if isinstance(value, str)}
+    body = await request.body()
+    if content_type.startswith("application/json") or (not content_type and body.strip()):
+        if not body.strip():
+            return {}
+        try:
+            data = json.loads(body)
+        except ValueError as err:
+            raise _invalid(f"body: not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise _invalid("body: must be a JSON object")
+        return data
+    if not body:
+        return {}
+    raise ApiError(
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        f"send application/x-www-form-urlencoded or application/json, not {content_type}",
+    )
+
+
+def parse(model: type[M], fields: dict[str, Any]) -> M:
+    """Validate fields into ``model``.
+
+    Raises:
+        ApiError: 422 ``invalid_request`` naming each bad field.
+    """
+    try:
+        return model.model_validate(fields)
+    except ValidationError as err:
+        raise _invalid(validation_detail(err.errors())) from None
+
+
+def _form_bool(fields: dict[str, Any], name: str) -> None:
+    # Form fields are strings; an empty "stream=" means the default, not an error.
+    if fields.get(name) == "":
+        fields.pop(name)
+
+
+async def run_create_body(request: Request) -> RunCreate:
+    """The body of ``POST /agents/{agent_id}/runs``."""
+    fields = await read_fields(request)
+    _form_bool(fields, "stream")
+    for name in ("session_id", "user_id"):
+        if fields.get(name) == "":
+            fields.pop(name)
+    return parse(RunCreate, fields)
+
+
+def decode_tools(value: Any) -> list[Any]:
+    """``tools`` as a list: a JSON string (form) or an array (JSON body).
+
+    Raises:
+        ApiError: 422 saying whether the JSON or its shape is wrong.
+    """
+    if value is None:
+        raise _invalid("tools: field required (a JSON array of decisions)")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as err:
+            raise _invalid(f"tools: not valid JSON ({err})") from None
+    if not isinstance(value, list):
+        raise _invalid("tools: must be a JSON array of decisions")
+    for index, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise _invalid(f"tools.{index}: must be an object with tool_call_id and confirmed")
+    return value
+
+
+async def run_continue_body(request: Request) -> RunContinue:
+    """The body of ``POST /agents/{agent_id}/runs/{run_id}/continue``."""
+    fields = await read_fields(request)
+    _form_bool(fields, "stream")
+    fields["tools"] = decode_tools(fields.get("tools"))
+    return parse(RunContinue, fields)
+
+
+async def approval_decision_body(request: Request) -> ApprovalDecision:
+    """The (optional) body of ``/approvals/{approval_id}/approve`` and ``/reject``."""
+    fields = await read_fields(request)
+    if isinstance(fields.get("tool_args"), str):
+        try:
+            fields["tool_args"] = json.loads(fields["tool_args"])
+        except ValueError as err:
+            raise _invalid(f"tool_args: not valid JSON ({err})") from None
+    return parse(ApprovalDecision, fields)
+
+
+RunCreateBody = Annotated[RunCreate, Depends(run_create_body)]
+RunContinueBody = Annotated[RunContinue, Depends(run_continue_body)]
+ApprovalDecisionBody = Annotated[ApprovalDecision, Depends(approval_decision_body)]
+
+
+def request_body(model: type[BaseModel], examples: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` for a body read by these dependencies (form or JSON)."""
+    schema = model.model_json_schema()
+    content = {
+        "schema": schema,
+        "examples": {name: {"summary": name, "value": value} for name, value in examples.items()},
+    }
+    form_examples = {
+        name: {
+            "summary": name,
+            "value": {
+                k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in value.items()
+            },
+        }
+        for name, value in examples.items()
+    }
+    return {
+        "requestBody": {
+            "required": model is not ApprovalDecision,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": schema, "examples": form_examples},
+                "application/json": content,
+            },
+        }
+    }

@@ -1,0 +1,70 @@
+"""``/agents``: the agents the API serves, with their tools and policies."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter
+
+from agents import Agent, Tool
+from api.deps import AgentDep, Reader, RegistryDep, SettingsDep
+from api.errors import responses
+from api.schemas import AgentPublic, AgentToolPublic, Confirmation
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+
+
+def tool_public(tool: Tool, default_ttl: timedelta) -> AgentToolPublic:
+    """A tool's schema and confirmation policy as the API shows them."""
+    if callable(tool.requires_confirmation):
+        confirmation = Confirmation.CONDITIONAL
+    else:
+        confirmation = Confirmation.ALWAYS if tool.requires_confirmation else Confirmation.NEVER
+    policy = tool.confirmation_policy(default_ttl)
+    return AgentToolPublic(
+        name=tool.name,
+        description=tool.description,
+        parameters=tool.parameters_schema,
+        requires_confirmation=confirmation,
+        approver_roles=policy.approver_roles,
+        approvals_required=policy.approvals_required,
+        allow_self_approval=policy.allow_self_approval,
+        confirmation_ttl_seconds=policy.ttl.total_seconds(),
+        on_timeout=policy.on_timeout.value,
+        allow_edit=policy.allow_edit,
+    )
+
+
+def agent_public(agent: Agent, default_ttl: timedelta) -> AgentPublic:
+    """An agent as the API shows it."""
+    return AgentPublic(
+        id=agent.id,
+        name=agent.name,
+        description=agent.description,
+        instructions=list(agent.instructions),
+        model=agent.model,
+        markdown=agent.markdown,
+        tools=[tool_public(t, default_ttl) for t in agent.tools],
+    )
+
+
+@router.get(
+    "",
+    summary="List the agents",
+    response_model=list[AgentPublic],
+    responses=responses(401),
+)
+async def list_agents(registry: RegistryDep, settings: SettingsDep, _: Reader) -> list[AgentPublic]:
+    """Every agent the API serves, with its tools."""
+    return [agent_public(a, settings.confirmation_ttl) for a in registry]
+
+
+@router.get(
+    "/{agent_id}",
+    summary="One agent, its tools' schemas and confirmation policies",
+    response_model=AgentPublic,
+    responses=responses(401, 404),
+)
+async def read_agent(agent: AgentDep, settings: SettingsDep, _: Reader) -> AgentPublic:
+    """The agent, each tool with its JSON schema and confirmation policy."""
+    return agent_public(agent, settings.confirmation_ttl)

@@ -1,0 +1,304 @@
+"""``/agents/{agent_id}/runs``: start, continue, read and list runs (Agno-compatible).
+
+Creating and continuing answer once the run settles (paused, completed or
+failed), waiting on an update rather than polling; after the wait budget they
+answer 202 with the run as it is, and the run goes on.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from api.decisions import DecisionAttempt
+from api.deps import AgentDep, Approver, ClientDep, Reader, Requester, SettingsDep, WaitsDep
+from api.errors import INVALID_REQUEST, ApiError, responses
+from api.events import SSE_HEADERS, SSE_MEDIA_TYPE, RunEvent, StartedEvent, stream_run
+from api.forms import RunContinueBody, RunCreateBody, request_body
+from api.schemas import (
+    EXAMPLE_CALL_ID,
+    EXAMPLE_COMPLETED_RUN,
+    EXAMPLE_PAUSED_RUN,
+    SEED_MESSAGE,
+    AuditTrail,
+    RunContinue,
+    RunCreate,
+    RunList,
+    RunPublic,
+)
+from api.service import (
+    get_agent_run,
+    get_audit,
+    get_view,
+    list_page,
+    session_context,
+    start_decide,
+    summary_of,
+    visibility_query,
+    wait_result,
+    wait_settled,
+)
+from countersign import search_attributes as sa
+from countersign.digest import first_broken_link
+from countersign.models import RunStatus, RunView
+from countersign.runs import build_run_input, decide, start_run
+
+router = APIRouter(prefix="/agents/{agent_id}/runs", tags=["runs"])
+
+
+def run_response(view: RunView, settled: bool = True) -> JSONResponse:
+    """The run body; 202 when it has not settled within the wait budget."""
+    return JSONResponse(
+        RunPublic.of(view).model_dump(mode="json"),
+        status_code=status.HTTP_200_OK if settled else status.HTTP_202_ACCEPTED,
+    )
+
+
+_RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The run once settled: PAUSED with pending calls, COMPLETED or ERROR. "
+        "With `stream=true`, Server-Sent Events instead (see the route's description).",
+        "content": {
+            "application/json": {
+                "examples": {
+                    "paused": {"summary": "paused", "value": EXAMPLE_PAUSED_RUN},
+                    "completed": {"summary": "completed", "value": EXAMPLE_COMPLETED_RUN},
+                }
+            },
+            SSE_MEDIA_TYPE: {
+                "example": "event: RunStarted\ndata: {...}\n\nevent: RunPaused\ndata: {...}\n\n"
+            },
+        },
+    },
+    202: {
+        "description": "The wait budget ran out; the run goes on (GET it later).",
+        "model": RunPublic,
+        "content": {"application/json": {"example": {**EXAMPLE_PAUSED_RUN, "status": "RUNNING"}}},
+    },
+}
+
+_STREAM_DOC = (
+    " With `stream=true` the answer is Server-Sent Events named as in the seed's framework: "
+    "`RunStarted` (or `RunContinued`) at once, then, when the run settles, `ToolCallStarted` and "
+    "`ToolCallCompleted` for each call that ran, and last `RunPaused`, `RunCompleted` or "
+    "`RunError` whose data is the run body (`RunInProgress` if the wait budget ran out)."
+)
+
+
+@router.post(
+    "",
+    summary="Start a run",
+    description="Form-encoded as in the seed, or JSON. Returns once the run settles." + _STREAM_DOC,
+    response_model=RunPublic,
+    responses={**_RUN_RESPONSES, **responses(401, 403, 404, 422, 503)},
+    openapi_extra=request_body(
+        RunCreate,
+        {
+            "seed": {
+                "message": SEED_MESSAGE,
+                "user_id": "test_user",
+                "session_id": "test_session",
+            },
+            "streaming": {"message": SEED_MESSAGE, "stream": True},
+        },
+    ),
+)
+async def create_run(
+    agent: AgentDep,
+    body: RunCreateBody,
+    principal: Requester,
+    client: ClientDep,
+    settings: SettingsDep,
+    waits: WaitsDep,
+) -> Response:
+    """Start a run and answer when it pauses, completes or fails."""
+    if len(body.message) > settings.max_message_chars:
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            INVALID_REQUEST,
+            f"message: at most {settings.max_message_chars} characters",
+        )
+    context = (
+        await session_context(
+            client,
+            agent_id=agent.id,
+            session_id=body.session_id,
+            limit=settings.session_context_limit,
+        )
+        if body.session_id
+        else []
+    )
+    run = build_run_input(
+        settings,
+        agent_id=agent.id,
+        message=body.message,
+        requester=principal,
+        session_id=body.session_id,
+        user_id=body.user_id or principal.id,
+        context=context,
+    )
+    task_queue = settings.temporal_task_queue
+    if body.stream:
+        handle, _ = await waits.run(start_run(client, run, task_queue=task_queue, wait=None))
+
+        async def settle() -> RunView:
+            view = await waits.run(wait_settled(handle, 0, settings.wait_budget))
+            return view or await get_view(client, run.run_id)
+
+        first = StartedEvent(
+            event=RunEvent.RUN_STARTED,
+            run_id=run.run_id,
+            agent_id=agent.id,
+            session_id=run.session_id,
+        )
+        return StreamingResponse(
+            stream_run(first, None, settle), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
+        )
+    _, settled = await waits.run(
+        start_run(client, run, task_queue=task_queue, wait=settings.wait_budget)
+    )
+    if settled is None:
+        return run_response(await get_view(client, run.run_id), settled=False)
+    return run_response(settled)
+
+
+@router.post(
+    "/{run_id}/continue",
+    summary="Decide the pending calls of a paused run",
+    description="`tools` is a JSON array of `{tool_call_id, tool_name, tool_args, confirmed, "
+    "note?}` (a form field string or a JSON array). Whole tool objects as echoed from the run "
+    "body are accepted; `tool_name` and `tool_args` must match the pending call unless the "
+    "tool allows edits; `confirmed` must be a boolean. Calls not named stay pending." + _STREAM_DOC,
+    response_model=RunPublic,
+    responses={**_RUN_RESPONSES, **responses(401, 403, 404, 409, 410, 422, 503)},
+    openapi_extra=request_body(
+        RunContinue,
+        {
+            "seed": {
+                "tools": [
+                    {
+                        "tool_call_id": EXAMPLE_CALL_ID,
+                        "tool_name": "delete_records",
+                        "tool_args": {"table_name": "users", "count": 50},
+                        "confirmed": True,
+                    }
+                ],
+                "session_id": "test_session",
+                "user_id": "test_user",
+                "stream": False,
+            },
+            "reject": {
+                "tools": [
+                    {"tool_call_id": EXAMPLE_CALL_ID, "confirmed": False, "note": "not today"}
+                ]
+            },
+        },
+    ),
+)
+async def continue_run(
+    agent: AgentDep,
+    run_id: str,
+    body: RunContinueBody,
+    principal: Approver,
+    client: ClientDep,
+    settings: SettingsDep,
+    waits: WaitsDep,
+) -> Response:
+    """Send the decisions and answer when the run settles again."""
+    view = await get_agent_run(client, agent.id, run_id)
+    attempt = DecisionAttempt(client, agent, view, principal, body.tools)
+    request = await attempt.check(
+        session_id=body.session_id, max_decisions=settings.max_decisions_per_request
+    )
+    if body.stream:
+        update = await attempt.send(waits.run(start_decide(attempt.handle, request)))
+
+        async def settle() -> RunView:
+            result = await waits.run(wait_result(update, settings.wait_budget))
+            return result.run if result is not None else await get_view(client, run_id)
+
+        first = StartedEvent(
+            event=RunEvent.RUN_CONTINUED,
+            run_id=run_id,
+            agent_id=agent.id,
+            session_id=view.session_id,
+            tool_call_ids=[d.tool_call_id for d in request.decisions],
+        )
+        return StreamingResponse(
+            stream_run(first, view, settle), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
+        )
+    result = await attempt.send(
+        waits.run(decide(attempt.handle, request, wait=settings.wait_budget))
+    )
+    if result is None:
+        return run_response(await get_view(client, run_id), settled=False)
+    return run_response(result.run)
+
+
+@router.get(
+    "/{run_id}",
+    summary="Read a run",
+    response_model=RunPublic,
+    responses=responses(401, 404, 503),
+)
+async def read_run(agent: AgentDep, run_id: str, client: ClientDep, _: Reader) -> RunPublic:
+    """The run as it is now (a query while open, its result once closed)."""
+    return RunPublic.of(await get_agent_run(client, agent.id, run_id))
+
+
+@router.get(
+    "/{run_id}/audit",
+    summary="A run's audit trail",
+    response_model=AuditTrail,
+    responses=responses(401, 404, 503),
+)
+async def read_audit(agent: AgentDep, run_id: str, client: ClientDep, _: Reader) -> AuditTrail:
+    """Every request, decision, refused attempt, expiry and execution, hash-chained."""
+    await get_agent_run(client, agent.id, run_id)
+    events = await get_audit(client, run_id)
+    broken = first_broken_link(events)
+    return AuditTrail(
+        run_id=run_id, events=events, chain_intact=broken is None, first_broken_link=broken
+    )
+
+
+@router.get(
+    "",
+    summary="List runs (from visibility)",
+    response_model=RunList,
+    responses=responses(401, 404, 422, 503),
+)
+async def list_runs(
+    agent: AgentDep,
+    client: ClientDep,
+    _: Reader,
+    session_id: Annotated[
+        str | None,
+        Query(openapi_examples={"seed": {"summary": "seed session", "value": "test_session"}}),
+    ] = None,
+    user_id: Annotated[
+        str | None, Query(openapi_examples={"seed": {"summary": "seed user", "value": "test_user"}})
+    ] = None,
+    run_status: Annotated[
+        RunStatus | None,
+        Query(
+            alias="status",
+            openapi_examples={"paused": {"summary": "paused runs", "value": "PAUSED"}},
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    page_token: Annotated[str | None, Query(description="From the previous page.")] = None,
+) -> RunList:
+    """Runs of the agent, filtered on the search attributes; visibility lags slightly."""
+    query = visibility_query(
+        {
+            "agent_id": (sa.AGENT_ID.name, agent.id),
+            "session_id": (sa.SESSION_ID.name, session_id),
+            "user_id": (sa.USER_ID.name, user_id),
+            "status": (sa.STATUS.name, run_status.value if run_status else None),
+        }
+    )
+    executions, token = await list_page(client, query, limit=limit, page_token=page_token)
+    return RunList(runs=[summary_of(e) for e in executions], next_page_token=token)
