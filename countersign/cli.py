@@ -262,6 +262,22 @@ class Context:
         self.out.write(text + "\n")
 
 
+def _page_params(ctx: Context, filters: dict[str, str | None]) -> dict[str, str]:
+    values = {
+        **filters,
+        "limit": str(ctx.args.limit) if ctx.args.limit else None,
+        "page_token": ctx.args.page_token,
+    }
+    return {k: v for k, v in values.items() if v}
+
+
+def _note_more(ctx: Context, body: Any) -> None:
+    # On stderr, so that --json output stays one JSON document.
+    token = body.get("next_page_token") if isinstance(body, dict) else None
+    if token:
+        sys.stderr.write(f"more results: repeat with --page-token {token}\n")
+
+
 def _agent_ids(ctx: Context) -> list[str]:
     agents = _items(ctx.api.request("GET", "/agents"), "agents")
     return [_parse(AgentRow, a, "agent").id for a in agents]
@@ -269,13 +285,13 @@ def _agent_ids(ctx: Context) -> list[str]:
 
 def cmd_runs_list(ctx: Context) -> int:
     """``runs list``: runs of one agent, or of every agent."""
-    params = {"session_id": ctx.args.session, "status": ctx.args.status}
-    params = {k: v for k, v in params.items() if v}
+    params = _page_params(ctx, {"session_id": ctx.args.session, "status": ctx.args.status})
     agents = [ctx.args.agent] if ctx.args.agent else _agent_ids(ctx)
     raw: list[Any] = []
     for agent in agents:
         body = ctx.api.request("GET", f"/agents/{quote(agent, safe='')}/runs", params=params)
         raw.extend(_items(body, "runs"))
+        _note_more(ctx, body)
     if ctx.json:
         _emit_json(ctx.out, raw)
         return 0
@@ -346,13 +362,12 @@ def cmd_runs_show(ctx: Context) -> int:
 
 def cmd_approvals_list(ctx: Context) -> int:
     """``approvals list``: the inbox."""
-    params = {
-        "status": ctx.args.status,
-        "agent_id": ctx.args.agent,
-        "tool_name": ctx.args.tool,
-    }
-    body = ctx.api.request("GET", "/approvals", params={k: v for k, v in params.items() if v})
+    params = _page_params(
+        ctx, {"status": ctx.args.status, "agent_id": ctx.args.agent, "tool_name": ctx.args.tool}
+    )
+    body = ctx.api.request("GET", "/approvals", params=params)
     raw = _items(body, "approvals")
+    _note_more(ctx, body)
     if ctx.json:
         _emit_json(ctx.out, raw)
         return 0
@@ -513,6 +528,11 @@ def cmd_audit_verify(ctx: Context) -> int:
 # ---------------------------------------------------------------- parser
 
 
+def _paging(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, help="page size (the API's default otherwise)")
+    parser.add_argument("--page-token", help="from the previous page's hint")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -552,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent")
     p.add_argument("--session")
     p.add_argument("--status", help="RUNNING, PAUSED, COMPLETED, ERROR or CANCELLED")
+    _paging(p)
     p = leaf(runs, "show", cmd_runs_show, "show one run with its tool calls")
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--agent", required=True)
@@ -563,6 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", default="pending")
     p.add_argument("--agent")
     p.add_argument("--tool")
+    _paging(p)
 
     for verb, handler in (("approve", cmd_approve), ("reject", cmd_reject)):
         p = leaf(commands, verb, handler, f"{verb} a pending tool call")
