@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 from agents import Agent, AgentRegistry
 from api import auth
-from api.errors import FORBIDDEN, ApiError, is_connection_failure
+from api.errors import ApiError, is_connection_failure
 from api.service import PendingWaits
 from countersign.models import Principal
 from countersign.settings import Settings
@@ -125,19 +125,11 @@ def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal
     """A dependency that lets the request through only with ``permission``.
 
     Returns:
-        A dependency returning the principal.
+        A dependency returning the principal; it raises 403 ``forbidden``.
     """
 
     async def check(principal: CurrentPrincipal) -> Principal:
-        roles = list(PERMISSION_ROLES[permission])
-        if not principal.has_any_role(roles):
-            raise ApiError(
-                status.HTTP_403_FORBIDDEN,
-                FORBIDDEN,
-                f"{principal.id} may not {permission.value.replace('_', ' ')}: needs one of "
-                f"the roles {', '.join(roles)}",
-            )
-        return principal
+        return auth.require_roles(principal, *PERMISSION_ROLES[permission])
 
     return check
 

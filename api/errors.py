@@ -51,7 +51,7 @@ REFUSAL_STATUS: dict[ErrorCode, int] = {
 
 _CODE_OF_STATUS = {
     400: "bad_request",
-    401: "unauthorized",
+    401: "unauthenticated",
     403: FORBIDDEN,
     404: "not_found",
     405: "method_not_allowed",
@@ -187,7 +187,10 @@ def install(app: FastAPI) -> None:
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for the error statuses a route may answer, with examples."""
     examples = {
-        401: ("credentials missing or invalid", "unauthorized"),
+        401: (
+            "credentials required: send 'Authorization: Bearer <API key or JWT>'",
+            "unauthenticated",
+        ),
         403: ("deciding delete_records needs one of the roles dba", "approver_role_required"),
         404: ("run 6f1c... does not exist", UNKNOWN_RUN),
         409: ("tool call fc_08... was already decided by alice (EXECUTED)", "already_decided"),
