@@ -10,10 +10,13 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from countersign import search_attributes as sa
 from countersign.settings import Settings
 from tests.conftest import make_settings, test_server_binary
 from tests.scripted_openai import ScriptedModel
@@ -60,6 +63,16 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=test_server_binary(),
         data_converter=pydantic_data_converter,
     ) as environment:
+        # The test server knows no custom search attributes until told, and
+        # start_run sets them as the product does.
+        await environment.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=environment.client.namespace,
+                search_attributes={
+                    key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in sa.ALL
+                },
+            )
+        )
         yield environment
 
 
