@@ -11,19 +11,20 @@ import io
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from temporalio.client import Client
 
+from agents.demo_db import DemoDatabase
 from api.main import create_app
 from countersign.cli import main
-from countersign.settings import Settings
 from tests.conftest import RunningWorker, make_settings
 from tests.scripted_openai import Call, Reply, ScriptedModel
+from tests.security.live import serving
+from worker import build_worker
 
 SEED_MESSAGE = "Delete 50 old records from the users table"
 
@@ -35,44 +36,40 @@ async def cli(*argv: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-@asynccontextmanager
-async def serving(settings: Settings, client: Client) -> AsyncIterator[str]:
-    """The real API under uvicorn on a free loopback port; yields its URL."""
-    config = uvicorn.Config(
-        create_app(settings, client), host="127.0.0.1", port=0, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+AGENT = "cli_operator"
+
+
+@dataclass
+class LiveApi:
+    """The API under uvicorn and the worker behind it."""
+
+    url: str
+    db: DemoDatabase
 
 
 @pytest.fixture
-async def api_url(
-    client: Client, worker: RunningWorker, model: ScriptedModel, tmp_path: Path
-) -> AsyncIterator[str]:
+async def live_api(client: Client, model: ScriptedModel, tmp_path: Path) -> AsyncIterator[LiveApi]:
+    # The conftest ``worker`` fixture's way, plus an agent of this test's own: the
+    # session's Temporal server keeps other tests' paused runs, which the inbox
+    # would list (and may fail to query once their workers are gone).
     settings = make_settings(
-        model, tmp_path, worker.task_queue, auth_disabled=True, wait_budget=20.0
+        model,
+        tmp_path,
+        f"tq-{uuid.uuid4()}",
+        auth_disabled=True,
+        wait_budget=20.0,
+        agent_modules=["tests.cli.cli_agent"],
     )
-    async with serving(settings, client) as url:
-        yield url
+    async with build_worker(client, settings), serving(create_app(settings, client)) as url:
+        yield LiveApi(url, DemoDatabase(settings.demo_db_path))
 
 
 async def test_cli_lists_and_approves_a_paused_run(
-    api_url: str,
-    worker: RunningWorker,
+    live_api: LiveApi,
     model: ScriptedModel,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    api_url = live_api.url
     model.script(
         SEED_MESSAGE, Reply(calls=[Call("delete_records", {"table_name": "users", "count": 50})])
     )
@@ -80,7 +77,7 @@ async def test_cli_lists_and_approves_a_paused_run(
     session = uuid.uuid4().hex
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
         started = await http.post(
-            "/agents/data_manager/runs",
+            f"/agents/{AGENT}/runs",
             data={"message": SEED_MESSAGE, "user_id": "test_user", "session_id": session},
         )
     assert started.status_code == 200, started.text
@@ -103,20 +100,16 @@ async def test_cli_lists_and_approves_a_paused_run(
             await asyncio.sleep(0.1)
             await refresh(key, *argv)
 
-    await wait_listed(
-        "runs", "PAUSED", "runs", "list", "--agent", "data_manager", "--session", session
-    )
+    await wait_listed("runs", "PAUSED", "runs", "list", "--agent", AGENT, "--session", session)
     [header, row] = [line for line in listed["runs"].splitlines() if line]
     assert header.split()[:3] == ["RUN", "AGENT", "STATUS"]
-    assert row.split()[:4] == [run_id, "data_manager", "PAUSED", "1"]
+    assert row.split()[:4] == [run_id, AGENT, "PAUSED", "1"]
 
-    await wait_listed(
-        "approvals", approval_id, "approvals", "list", "--agent", "data_manager", "--limit", "100"
-    )
+    await wait_listed("approvals", approval_id, "approvals", "list", "--agent", AGENT)
     [mine] = [line for line in listed["approvals"].splitlines() if approval_id in line]
     assert mine.split()[:4] == [
         approval_id,
-        "data_manager",
+        AGENT,
         "delete_records",
         '{"count":50,"table_name":"users"}',
     ]
@@ -125,13 +118,13 @@ async def test_cli_lists_and_approves_a_paused_run(
 
     assert code == 0
     assert out == f"approved {approval_id}; run is now COMPLETED\n"
-    assert worker.db.count("users") == 950
-    assert worker.db.effect_count("delete_records") == 1
+    assert live_api.db.count("users") == 950
+    assert live_api.db.effect_count("delete_records") == 1
 
     code, _ = await cli("approve", approval_id, "--api-url", api_url)
     assert code == 1
     assert capsys.readouterr().err.startswith("countersign: error: 409 ")
-    assert worker.db.effect_count("delete_records") == 1
+    assert live_api.db.effect_count("delete_records") == 1
 
 
 async def test_cli_with_api_key_against_authenticating_api(
@@ -151,7 +144,7 @@ async def test_cli_with_api_key_against_authenticating_api(
     assert code == 0
     capsys.readouterr()
 
-    async with serving(settings, client) as url:
+    async with serving(create_app(settings, client)) as url:
         argv = ["runs", "list", "--agent", "data_manager", "--session", uuid.uuid4().hex]
         with_key = await cli(*argv, "--api-url", url, "--api-key", key.strip())
         without_key = await cli(*argv, "--api-url", url)
