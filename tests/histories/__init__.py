@@ -1,0 +1,1 @@
+"""Recorded ``AgentRunWorkflow`` histories that the replay test runs in CI."""
