@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.schemas import ErrorBody
@@ -166,6 +167,16 @@ async def _rpc_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _update_timeout(_: Request, exc: Exception) -> JSONResponse:
+    err = ApiError(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        TEMPORAL_UNAVAILABLE,
+        "Temporal did not answer the update in time; the run may have moved on: read it again",
+        headers={"Retry-After": "5"},
+    )
+    return error_response(err.status_code, err.code, err.detail, err.headers)
+
+
 async def _runtime_error(request: Request, exc: Exception) -> JSONResponse:
     if is_connection_failure(exc):
         return await _rpc_error(request, exc)
@@ -181,6 +192,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RPCError, _rpc_error)
+    app.add_exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError, _update_timeout)
     app.add_exception_handler(RuntimeError, _runtime_error)
 
 

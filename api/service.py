@@ -24,8 +24,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
-    WorkflowUpdateHandle,
-    WorkflowUpdateStage,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import QueryRejectCondition
 from temporalio.exceptions import ApplicationError
@@ -43,8 +42,6 @@ from countersign import search_attributes as sa
 from countersign.models import (
     AuditEvent,
     ChatMessage,
-    DecideRequest,
-    DecideResult,
     ErrorCode,
     Principal,
     RefusedAttempt,
@@ -98,7 +95,10 @@ class PendingWaits:
             # The request itself went away (client disconnected): stop waiting for it.
             task.cancel()
             raise
-        if task.cancelled():
+        if task.cancelled() or (
+            # The SDK turns a cancelled update call into its own error.
+            self._closing and isinstance(task.exception(), WorkflowUpdateRPCTimeoutOrCancelledError)
+        ):
             raise ApiError(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 SHUTTING_DOWN,
@@ -214,7 +214,10 @@ def _decode_token(token: str | None) -> bytes | None:
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode())
+        decoded = base64.b64decode(token.encode(), altchars=b"-_", validate=True)
+        if not decoded:
+            raise ValueError("empty token")
+        return decoded
     except (binascii.Error, ValueError):
         raise ApiError(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -300,23 +303,47 @@ async def session_context(
     return messages[-limit:]
 
 
-def pending_approvals_query(agent_id: str | None, tool_name: str | None) -> str:
+def pending_approvals_query(
+    agent_id: str | None, tool_name: str | None, user_id: str | None = None
+) -> str:
     """Visibility query of the runs that wait for at least one decision."""
     extra = [f"{sa.PENDING_APPROVALS.name} > 0", "ExecutionStatus = 'Running'"]
     if tool_name is not None:
         extra.append(f"{sa.PENDING_TOOLS.name} = {_literal('tool_name', tool_name)}")
-    return visibility_query({"agent_id": (sa.AGENT_ID.name, agent_id)}, *extra)
+    return visibility_query(
+        {"agent_id": (sa.AGENT_ID.name, agent_id), "user_id": (sa.USER_ID.name, user_id)},
+        *extra,
+    )
+
+
+INBOX_QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 async def open_views(client: Client, executions: list[WorkflowExecution]) -> list[RunView]:
-    """The views of listed runs; runs that vanished or closed since are skipped."""
+    """The views of listed runs, queried together.
+
+    Runs that vanished or closed since they were listed are skipped, and so are
+    runs whose worker does not answer in time: one stuck run must not hold up
+    the whole inbox.
+    """
 
     async def one(execution: WorkflowExecution) -> RunView | None:
         if execution.status not in (None, WorkflowExecutionStatus.RUNNING):
             return None
         try:
-            return await get_view(client, run_id_of(execution))
-        except ApiError:
+            return await run_handle(client, run_id_of(execution)).query(
+                AgentRunWorkflow.state,
+                reject_condition=QueryRejectCondition.NOT_OPEN,
+                rpc_timeout=INBOX_QUERY_TIMEOUT,
+            )
+        except (WorkflowQueryRejectedError, RPCError) as err:
+            if isinstance(err, RPCError) and err.status not in (
+                RPCStatusCode.NOT_FOUND,
+                RPCStatusCode.DEADLINE_EXCEEDED,
+                RPCStatusCode.CANCELLED,
+            ):
+                raise
+            logger.info("inbox skips %s: %s", execution.id, err)
             return None
 
     found = await asyncio.gather(*(one(e) for e in executions))
@@ -356,27 +383,6 @@ async def record_refusal(
             err,
             extra={"workflow_id": handle.id},
         )
-
-
-async def start_decide(
-    handle: RunHandle, request: DecideRequest
-) -> WorkflowUpdateHandle[DecideResult]:
-    """Send the ``decide`` update and return once the workflow accepted it.
-
-    Used by streaming continues, which answer the first event as soon as the
-    decisions are accepted and the rest when the run settles.
-    """
-    return await handle.start_update(
-        AgentRunWorkflow.decide, request, wait_for_stage=WorkflowUpdateStage.ACCEPTED
-    )
-
-
-async def wait_result(update: WorkflowUpdateHandle[T], wait: timedelta) -> T | None:
-    """An update's result, or ``None`` when ``wait`` passes first."""
-    try:
-        return await asyncio.wait_for(update.result(), wait.total_seconds())
-    except TimeoutError:
-        return None
 
 
 async def wait_settled(handle: RunHandle, after_seq: int, wait: timedelta) -> RunView | None:

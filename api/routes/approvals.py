@@ -91,6 +91,13 @@ async def list_approvals(
         str | None,
         Query(openapi_examples={"delete": {"summary": "deletions", "value": "delete_records"}}),
     ] = None,
+    user_id: Annotated[
+        str | None,
+        Query(
+            description="Only runs of this end user.",
+            openapi_examples={"seed": {"summary": "seed user", "value": "test_user"}},
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Runs per page.")] = 20,
     page_token: Annotated[str | None, Query(description="From the previous page.")] = None,
 ) -> ApprovalList:
@@ -100,7 +107,7 @@ async def list_approvals(
     slightly behind the runs themselves.
     """
     del approval_status
-    query = pending_approvals_query(agent_id, tool_name)
+    query = pending_approvals_query(agent_id, tool_name, user_id)
     executions, token = await list_page(client, query, limit=limit, page_token=page_token)
     views = await open_views(client, executions)
     approvals = [

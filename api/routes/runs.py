@@ -34,10 +34,8 @@ from api.service import (
     get_view,
     list_page,
     session_context,
-    start_decide,
     summary_of,
     visibility_query,
-    wait_result,
     wait_settled,
 )
 from countersign import search_attributes as sa
@@ -212,12 +210,14 @@ async def continue_run(
     request = await attempt.check(
         session_id=body.session_id, max_decisions=settings.max_decisions_per_request
     )
+    result = await attempt.send(
+        waits.run(decide(attempt.handle, request, wait=settings.wait_budget))
+    )
+    after = result.run if result is not None else await get_view(client, run_id)
     if body.stream:
-        update = await attempt.send(waits.run(start_decide(attempt.handle, request)))
-
-        async def settle() -> RunView:
-            result = await waits.run(wait_result(update, settings.wait_budget))
-            return result.run if result is not None else await get_view(client, run_id)
+        # The decisions are in before the stream starts, so a refusal is an HTTP error.
+        async def settled() -> RunView:
+            return after
 
         first = StartedEvent(
             event=RunEvent.RUN_CONTINUED,
@@ -227,14 +227,9 @@ async def continue_run(
             tool_call_ids=[d.tool_call_id for d in request.decisions],
         )
         return StreamingResponse(
-            stream_run(first, view, settle), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
+            stream_run(first, view, settled), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
         )
-    result = await attempt.send(
-        waits.run(decide(attempt.handle, request, wait=settings.wait_budget))
-    )
-    if result is None:
-        return run_response(await get_view(client, run_id), settled=False)
-    return run_response(result.run)
+    return run_response(after, settled=result is not None)
 
 
 @router.get(

@@ -118,8 +118,8 @@ def assert_error(response: httpx.Response, status_code: int, code: str) -> str:
     return detail
 
 
-def api_for(settings: Settings, client: Client) -> Api:
-    """An app sharing the session's client, and an HTTP client over ASGI."""
+def api_for(settings: Settings, client: Client | None) -> Api:
+    """An app sharing ``client`` (``None``: its lifespan connects), and an HTTP client on it."""
     app = create_app(settings, client=client)
     transport = httpx.ASGITransport(app=app)
     return Api(app, httpx.AsyncClient(transport=transport, base_url="http://api", timeout=30))
