@@ -109,7 +109,7 @@ async def stream_run(
     before: RunView | None,
     settle: Callable[[], Awaitable[RunView]],
 ) -> AsyncIterator[bytes]:
-    """The whole stream: the first event at once, the rest when the run settles.
+    """The whole stream: the first event, then the rest once ``settle`` returns.
 
     Args:
         first: ``RunStarted`` or ``RunContinued``.

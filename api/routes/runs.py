@@ -78,10 +78,12 @@ _RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 _STREAM_DOC = (
-    " With `stream=true` the answer is Server-Sent Events named as in the seed's framework: "
-    "`RunStarted` (or `RunContinued`) at once, then, when the run settles, `ToolCallStarted` and "
+    " With `stream=true` the answer is Server-Sent Events named as in the seed's framework, "
+    "derived from the run's settled state: `RunStarted` (at once) or `RunContinued` (once the "
+    "decisions are accepted, so refusals stay HTTP errors), then `ToolCallStarted` and "
     "`ToolCallCompleted` for each call that ran, and last `RunPaused`, `RunCompleted` or "
-    "`RunError` whose data is the run body (`RunInProgress` if the wait budget ran out)."
+    "`RunError` whose data is the run body (`RunInProgress` if the wait budget ran out). "
+    "Events after the first arrive together when the run settles; each event's data is JSON."
 )
 
 

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio.client import Client
 
+from api.decisions import DecisionAttempt
+from api.errors import ApiError
+from api.schemas import ContinueToolEntry
+from api.service import get_view
+from countersign.models import Principal
+from countersign.runs import decide
 from tests.api.conftest import Api, assert_error, eventually
 from tests.scripted_openai import Call, ScriptedModel
 
@@ -316,3 +324,25 @@ async def test_refused_decision_recorded_in_audit(api: Api, model: ScriptedModel
     assert refused["principal"]["id"] == "test_user"
     assert trail["chain_intact"] is True
     await assert_unchanged(api, run)
+
+
+async def test_decide_race_with_finished_run_not_paused(
+    api: Api, model: ScriptedModel, client: Client
+) -> None:
+    # Another API instance read the run while paused; it completes before this one decides.
+    run = await api.start_seed_run(model)
+    stale = await get_view(client, run["run_id"])
+    done = await api.continue_run(run, [decision(run["tools"][0])])
+    assert done.json()["status"] == "COMPLETED"
+    attempt = DecisionAttempt(
+        client,
+        None,
+        stale,
+        Principal(id="late"),
+        [ContinueToolEntry(tool_call_id=run["tools"][0]["tool_call_id"], confirmed=True)],
+    )
+    request = await attempt.check(session_id=None, max_decisions=10)
+    with pytest.raises(ApiError) as refused:
+        await attempt.send(decide(attempt.handle, request, wait=timedelta(seconds=10)))
+    assert (refused.value.status_code, refused.value.code) == (409, "not_paused")
+    assert await api.get_run(run["run_id"]) == done.json()
