@@ -49,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 TOOL_MAX_ATTEMPTS = 3
+# workflow.patched id: a cancel_run expiry denies the rest of its batch.
+CANCEL_DENIES_BATCH = "cancel-run-denies-pending-batch"
 
 
 def _refuse(code: ErrorCode, message: str, tool_call_id: str | None = None) -> ApplicationError:
@@ -219,6 +221,14 @@ class AgentRunWorkflow:
             return [r for r in gated if r.state is CallState.AWAITING_CONFIRMATION]
 
         while pending := waiting():
+            # An expiry with on_timeout=cancel_run ends the run at once, so the
+            # calls still awaiting are denied rather than left pending in a
+            # cancelled run. Patched: histories recorded before this change
+            # kept waiting here, and must replay as they ran.
+            if self._cancel_reason is not None and workflow.patched(CANCEL_DENIES_BATCH):
+                for record in pending:
+                    self._deny_on_cancel(record)
+                break
             next_expiry = min(r.expires_at for r in pending if r.expires_at is not None)
             timeout = max(next_expiry - workflow.now(), timedelta(milliseconds=1))
             try:
@@ -251,6 +261,17 @@ class AgentRunWorkflow:
                 f"run cancelled: confirmation of {record.tool_name} ({record.tool_call_id})"
                 f" expired at {record.expires_at.isoformat()}"
             )
+
+    def _deny_on_cancel(self, record: CallRecord) -> None:
+        assert self._cancel_reason is not None
+        record.state = CallState.EXPIRED
+        record.result = f"denied: {self._cancel_reason}"
+        self._audit(
+            AuditKind.APPROVAL_EXPIRED,
+            tool_call_id=record.tool_call_id,
+            detail=record.result,
+            data={"on_timeout": TimeoutAction.CANCEL_RUN.value, "run_cancelled": True},
+        )
 
     # ----------------------------------------------------------- decisions
 
