@@ -6,6 +6,7 @@ seven-day TTL runs on the time-skipping server.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -134,3 +135,30 @@ async def test_week_long_ttl_expires_on_time_skipping_server(
     )
     assert ts_worker.db.effect_count() == 0
     assert done.updated_at >= pending.expires_at
+
+
+async def test_cancel_run_expiry_ends_run_with_other_calls_pending(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, paused = await start_paused(
+        client,
+        worker,
+        model,
+        "Purge or cancel, next to a call that may wait a day",
+        Reply(
+            calls=[
+                Call("purge_or_cancel", {"table_name": "sessions", "count": 5}),
+                Call("delete_records", {"table_name": "users", "count": 50}),
+            ]
+        ),
+    )
+    [other_id] = call_ids(paused, "delete_records")
+
+    done = await asyncio.wait_for(handle.result(), WAIT.total_seconds())
+
+    assert done.status is RunStatus.CANCELLED
+    assert done.pending == [], "a cancelled run must not leave calls awaiting a decision"
+    [other] = [t for t in done.tools if t.tool_call_id == other_id]
+    assert other.state is CallState.EXPIRED
+    assert (other.result or "").startswith("denied: run cancelled: confirmation of purge_or_cancel")
+    assert worker.db.effect_count() == 0
