@@ -1,8 +1,8 @@
 """Record the workflow histories that ``tests/workflows/test_replay.py`` replays.
 
 Each scenario is a representative run (approve, reject, expire, two pauses,
-four eyes). Its history, replayed against the current ``AgentRunWorkflow``,
-fails when a code change would break runs already in flight, so re-record only
+four eyes, a cancelled batch). Its history, replayed against the current
+``AgentRunWorkflow``, fails when a code change would break runs already in flight, so re-record only
 when such a change is deliberate (and versioned with ``workflow.patched``):
 
     .venv/bin/python -m tests.histories.record            # every scenario
@@ -124,12 +124,23 @@ async def _four_eyes(r: Recording) -> RunHandle:
     return handle
 
 
+async def _cancel_batch(r: Recording) -> RunHandle:
+    """A cancel_run expiry that denies the other call of its batch (patched path)."""
+    purge = Call("purge_or_cancel", {"table_name": "sessions", "count": 5})
+    handle, _ = await start_paused(
+        r.client, r.worker, r.model, "History: cancel batch", Reply(calls=[purge, DELETE_50])
+    )
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "approve": _approve,
     "reject": _reject,
     "expire": _expire,
     "two_batches": _two_batches,
     "four_eyes": _four_eyes,
+    "cancel_batch": _cancel_batch,
 }
 
 
