@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import inspect
 import logging
 from collections.abc import Awaitable
 from datetime import timedelta
@@ -82,6 +83,8 @@ class PendingWaits:
             ApiError: 503 ``shutting_down`` when the API is shutting down.
         """
         if self._closing:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never started: close it so Python does not warn
             raise ApiError(
                 status.HTTP_503_SERVICE_UNAVAILABLE, SHUTTING_DOWN, "the API is shutting down"
             )
