@@ -116,6 +116,17 @@ def four_eyes_delete(ctx: ToolContext, table_name: Table, count: Count) -> str:
     return _delete(ctx, table_name, count)
 
 
+@tool(requires_confirmation=True, approver_roles={"dba"})
+def dba_delete(ctx: ToolContext, table_name: Table, count: Count) -> str:
+    """Delete records after someone with the ``dba`` role approves.
+
+    Args:
+        table_name: The table to delete from.
+        count: How many of the oldest records to delete.
+    """
+    return _delete(ctx, table_name, count)
+
+
 @tool(requires_confirmation=True)
 async def blocking_delete(ctx: ToolContext, table_name: Table, count: Count) -> str:
     """Delete records, then hold the activity open until the release file appears.
@@ -164,6 +175,7 @@ agent = Agent(
         weekly_delete,
         bulk_delete,
         four_eyes_delete,
+        dba_delete,
         blocking_delete,
         big_report,
         broken_tool,

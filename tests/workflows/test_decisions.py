@@ -16,6 +16,7 @@ from countersign.models import (
     DecisionInput,
     DecisionSource,
     ErrorCode,
+    Principal,
     RunStatus,
 )
 from countersign.runs import decide
@@ -23,6 +24,7 @@ from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.workflows.helpers import (
     ALICE,
     BOB,
+    CAROL,
     WAIT,
     RunHandle,
     Worker,
@@ -346,3 +348,110 @@ async def test_invalid_signal_recorded_as_refused_and_changes_nothing(
     # The run still takes a valid decision afterwards.
     done = await approve(handle, call_id, principal=ALICE)
     assert done.status is RunStatus.COMPLETED
+
+
+FOUR_EYES = Call("four_eyes_delete", {"table_name": "sessions", "count": 20})
+
+
+async def test_four_eyes_runs_after_second_distinct_approver(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, paused = await start_paused(
+        client, worker, model, "Four eyes: two approvers", Reply(calls=[FOUR_EYES]), requester=CAROL
+    )
+    call_id = paused.tools[0].tool_call_id
+
+    first = await approve(handle, call_id, principal=ALICE)
+
+    assert first.status is RunStatus.PAUSED
+    [pending] = first.pending
+    assert [d.principal.id for d in pending.decisions] == ["alice"]
+    assert worker.db.effect_count() == 0
+
+    done = await approve(handle, call_id, principal=BOB)
+
+    assert done.status is RunStatus.COMPLETED
+    assert done.tools[0].state is CallState.EXECUTED
+    assert worker.db.count("sessions") == 1980
+
+
+async def test_four_eyes_same_approver_twice_refused(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, paused = await start_paused(
+        client,
+        worker,
+        model,
+        "Four eyes: one approver twice",
+        Reply(calls=[FOUR_EYES]),
+        requester=CAROL,
+    )
+    call_id = paused.tools[0].tool_call_id
+    await approve(handle, call_id, principal=ALICE)
+
+    await assert_refused(
+        ErrorCode.ALREADY_APPROVED_BY, decide(handle, request({call_id: True}, ALICE), wait=WAIT)
+    )
+
+    view = await current(handle)
+    assert view.status is RunStatus.PAUSED
+    assert len(view.pending[0].decisions) == 1
+
+
+async def test_four_eyes_requester_cannot_approve(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, paused = await start_paused(
+        client,
+        worker,
+        model,
+        "Four eyes: requester approves",
+        Reply(calls=[FOUR_EYES]),
+        requester=CAROL,
+    )
+    call_id = paused.tools[0].tool_call_id
+
+    await assert_refused(
+        ErrorCode.SELF_APPROVAL, decide(handle, request({call_id: True}, CAROL), wait=WAIT)
+    )
+
+    await _assert_still_paused(handle, call_id)
+
+
+async def test_decision_without_required_role_refused(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, paused = await start_paused(
+        client,
+        worker,
+        model,
+        "Only a DBA may decide",
+        Reply(calls=[Call("dba_delete", {"table_name": "users", "count": 5})]),
+    )
+    call_id = paused.tools[0].tool_call_id
+
+    await assert_refused(
+        ErrorCode.FORBIDDEN_ROLE, decide(handle, request({call_id: True}, ALICE), wait=WAIT)
+    )
+    await _assert_still_paused(handle, call_id)
+
+    dba = Principal(id="dana", roles=("dba",))
+    done = await approve(handle, call_id, principal=dba)
+    assert done.status is RunStatus.COMPLETED
+    assert worker.db.count("users") == 995
+
+
+async def test_decision_on_ungated_call_refused(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    handle, delete_id, notify_id = await _paused_batch(
+        client, worker, model, "Refuse a decision on a call that needs none"
+    )
+    view = await current(handle)
+    [ungated_id] = call_ids(view, "count_rows")
+
+    await assert_refused(
+        ErrorCode.NOT_AWAITING, decide(handle, request({ungated_id: False}), wait=WAIT)
+    )
+
+    await _assert_still_paused(handle, delete_id, notify_id)
