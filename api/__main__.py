@@ -12,10 +12,8 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
-from typing import Any
 
 import uvicorn
-from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 
 from api.deps import AppState
 from api.main import create_app
@@ -36,22 +34,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def _quiet_cancelled_futures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """Drop asyncio's report of a cancelled Temporal call whose error nobody read.
-
-    Cancelling a request that is starting a run (at shutdown) leaves the
-    start operation's handle future holding the cancellation, which asyncio
-    would print with a traceback; everything else goes to the default handler.
-    """
-    error = context.get("exception")
-    if context.get("message") == "Future exception was never retrieved" and isinstance(
-        error, asyncio.CancelledError | WorkflowUpdateRPCTimeoutOrCancelledError
-    ):
-        logger.debug("cancelled Temporal call at shutdown: %r", error)
-        return
-    loop.default_exception_handler(context)
 
 
 def main() -> None:
@@ -79,7 +61,6 @@ def main() -> None:
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
-        loop.set_exception_handler(_quiet_cancelled_futures)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop, sig)
         await server.serve()

@@ -7,6 +7,7 @@ calls the product makes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -122,12 +123,19 @@ async def start_run(
         search_attributes=_search_attributes(run),
         static_summary=f"{run.agent_id}: {run.message[:200]}",
     )
-    update = await client.start_update_with_start_workflow(
-        AgentRunWorkflow.wait_settled,
-        0,
-        start_workflow_operation=operation,
-        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-    )
+    try:
+        update = await client.start_update_with_start_workflow(
+            AgentRunWorkflow.wait_settled,
+            0,
+            start_workflow_operation=operation,
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+        )
+    except BaseException:
+        # The SDK also puts the failure in the operation's handle future; read it
+        # so asyncio does not report it as never retrieved.
+        with contextlib.suppress(BaseException):
+            await operation.workflow_handle()
+        raise
     handle = await operation.workflow_handle()
     if wait is None:
         return handle, None

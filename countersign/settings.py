@@ -128,6 +128,27 @@ class Settings(BaseSettings):
         "text", validation_alias=_env("COUNTERSIGN_LOG_FORMAT")
     )
 
+    @field_validator(
+        "llm_timeout",
+        "llm_retry_initial_interval",
+        "confirmation_ttl",
+        "tool_timeout",
+        "tool_heartbeat_timeout",
+        "wait_budget",
+        "jwt_leeway",
+        mode="before",
+    )
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        # Plain numbers in the environment are seconds; ISO 8601 ("PT20S",
+        # "P7D") and "HH:MM:SS" are accepted as pydantic reads them.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        return value
+
     @field_validator("agent_modules", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
