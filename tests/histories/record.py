@@ -2,8 +2,9 @@
 
 Each scenario is a representative run (approve, reject, expire, two pauses,
 four eyes, a cancelled batch). Its history, replayed against the current
-``AgentRunWorkflow``, fails when a code change would break runs already in flight, so re-record only
-when such a change is deliberate (and versioned with ``workflow.patched``):
+``AgentRunWorkflow``, fails when a code change would break runs already in flight. Guard such a
+change with ``workflow.patched`` and add a scenario rather than re-record an old
+file (see README.md here):
 
     .venv/bin/python -m tests.histories.record            # every scenario
     .venv/bin/python -m tests.histories.record approve    # some of them
