@@ -21,6 +21,7 @@ from activities.tools import ToolActivities
 from agents import AgentRegistry, ToolDeps, load_registry
 from agents.demo_db import DemoDatabase
 from countersign.logs import configure_logging
+from countersign.observability import configure_tracing, install_worker_runtime, with_interceptors
 from countersign.settings import Settings, get_settings
 from countersign.temporal import connect
 from workflows.agent_run import AgentRunWorkflow
@@ -64,6 +65,9 @@ def build_worker(
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run a worker until ``stop`` is set, then drain and return."""
     client = await connect(settings)
+    tracing = configure_tracing(settings, "countersign-worker")
+    if tracing is not None:
+        client = with_interceptors(client, tracing.interceptors)
     worker = build_worker(client, settings)
     logger.info(
         "worker polling %s on %s (namespace %s); demo database %s",
@@ -72,9 +76,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         settings.temporal_namespace,
         settings.demo_db_path,
     )
-    async with worker:
-        await stop.wait()
-        logger.info("stopping: finishing in-flight activities")
+    try:
+        async with worker:
+            await stop.wait()
+            logger.info("stopping: finishing in-flight activities")
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
     logger.info("worker stopped")
 
 
@@ -83,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     del argv
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    # Before any client exists: clients and workers keep the runtime they were made with.
+    install_worker_runtime(settings)
 
     async def run() -> None:
         stop = asyncio.Event()
