@@ -4,10 +4,10 @@ The metrics live in a registry of their own (:data:`REGISTRY`), so the
 exposition holds Countersign's metrics only, and the worker's SDK metrics are
 scraped from the worker (``COUNTERSIGN_WORKER_METRICS_PORT``).
 
-Wiring, in the app factory::
+Wiring, in the app factory (``state`` is the app's ``AppState``)::
 
     app.add_middleware(metrics.RequestMetricsMiddleware)
-    app.include_router(metrics.metrics_router(lambda: metrics.count_pending_approvals(client)))
+    app.include_router(metrics.metrics_router(metrics.pending_approvals_counter(state.ensure_client)))
 
 and, where decisions are sent, :func:`observe_decisions` /
 :func:`record_refused_decisions`.
@@ -113,6 +113,22 @@ async def count_pending_approvals(client: Client) -> int:
     """Open runs with at least one call awaiting a decision, from visibility."""
     query = f"{sa.PENDING_APPROVALS.name} > 0 AND ExecutionStatus = 'Running'"
     return (await client.count_workflows(query)).count
+
+
+def pending_approvals_counter(
+    get_client: Callable[[], Awaitable[Client]],
+) -> PendingApprovalsSource:
+    """A source for :func:`metrics_router` that counts through a client got at each scrape.
+
+    Args:
+        get_client: Returns the shared client, connecting if needed (the
+            API's ``AppState.ensure_client``).
+    """
+
+    async def count() -> int:
+        return await count_pending_approvals(await get_client())
+
+    return count
 
 
 async def refresh_pending_approvals(source: PendingApprovalsSource) -> None:

@@ -174,7 +174,11 @@ async def test_pending_approvals_counts_paused_runs(
     )
     assert paused is not None
     assert paused.status is RunStatus.PAUSED
-    pending.answer = lambda: metrics.count_pending_approvals(client)
+
+    async def shared_client() -> Client:
+        return client
+
+    pending.answer = metrics.pending_approvals_counter(shared_client)
 
     async def gauge_counts_it() -> bool:
         return value(await app_server.scrape(), "countersign_pending_approvals") >= 1
