@@ -103,6 +103,9 @@ def _classify(err: openai.OpenAIError) -> ApplicationError:
         status = err.status_code
         retryable = status in _RETRYABLE_STATUS or status >= 500
         body = err.message
+        if isinstance(err.body, dict) and isinstance(err.body.get("message"), str):
+            # The server's own words, without the client's "Error code: 401 - {...}" wrapper.
+            body = err.body["message"]
         retry_after = err.response.headers.get("retry-after")
         delay = None
         if retryable and retry_after and retry_after.isdigit():

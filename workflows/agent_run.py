@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from countersign import search_attributes as sa
@@ -62,6 +62,10 @@ def _error_message(err: BaseException) -> str:
     cause: BaseException | None = err
     while isinstance(cause, ActivityError) and cause.cause is not None:
         cause = cause.cause
+    if isinstance(cause, FailureError):
+        # The message alone: str() prefixes the failure type, which readers
+        # of the run do not need.
+        return cause.message
     return str(cause) if cause is not None else str(err)
 
 
