@@ -51,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
 TOOL_MAX_ATTEMPTS = 3
 # workflow.patched id: a cancel_run expiry denies the rest of its batch.
 CANCEL_DENIES_BATCH = "cancel-run-denies-pending-batch"
+# workflow.patched id: a cancellation through Temporal is recorded as CANCELLED.
+RECORD_OPERATOR_CANCEL = "record-operator-cancel"
 
 
 def _refuse(code: ErrorCode, message: str, tool_call_id: str | None = None) -> ApplicationError:
@@ -128,6 +130,18 @@ class AgentRunWorkflow:
                     self._finish(RunStatus.CANCELLED, error=self._cancel_reason)
         except ActivityError as err:
             self._finish(RunStatus.ERROR, error=_error_message(err))
+        except asyncio.CancelledError:
+            # Cancelled through Temporal (UI, CLI, API): record it, deny what still
+            # waits, and let waiting callers see the outcome before the cancel.
+            if not workflow.patched(RECORD_OPERATOR_CANCEL):
+                raise
+            self._cancel_reason = "run cancelled through Temporal"
+            for record in self._state.calls:
+                if record.state is CallState.AWAITING_CONFIRMATION:
+                    self._deny_on_cancel(record, {"run_cancelled": True})
+            self._finish(RunStatus.CANCELLED, error=self._cancel_reason)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise
         # Decisions and waiters still in flight must see the final state.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._view()
@@ -266,7 +280,7 @@ class AgentRunWorkflow:
                 f" expired at {record.expires_at.isoformat()}"
             )
 
-    def _deny_on_cancel(self, record: CallRecord) -> None:
+    def _deny_on_cancel(self, record: CallRecord, data: JsonObject | None = None) -> None:
         assert self._cancel_reason is not None
         record.state = CallState.EXPIRED
         record.result = f"denied: {self._cancel_reason}"
@@ -274,7 +288,7 @@ class AgentRunWorkflow:
             AuditKind.APPROVAL_EXPIRED,
             tool_call_id=record.tool_call_id,
             detail=record.result,
-            data={"on_timeout": TimeoutAction.CANCEL_RUN.value, "run_cancelled": True},
+            data=data or {"on_timeout": TimeoutAction.CANCEL_RUN.value, "run_cancelled": True},
         )
 
     # ----------------------------------------------------------- decisions
