@@ -24,6 +24,7 @@ from countersign.digest import args_digest
 from countersign.models import (
     DecideRequest,
     DecisionInput,
+    DecisionSource,
     ErrorCode,
     Principal,
     RunStatus,
@@ -45,6 +46,7 @@ class DecisionAttempt:
         view: The run as it was read for this request.
         principal: Who decides.
         entries: The decisions as requested.
+        source: The channel the decisions came through.
     """
 
     def __init__(
@@ -54,12 +56,14 @@ class DecisionAttempt:
         view: RunView,
         principal: Principal,
         entries: list[ContinueToolEntry],
+        source: DecisionSource = DecisionSource.API,
     ) -> None:
         self.handle: RunHandle = run_handle(client, view.run_id)
         self.agent = agent
         self.view = view
         self.principal = principal
         self.entries = entries
+        self.source = source
 
     async def refuse(self, err: ApiError) -> NoReturn:
         """Record the refusal in the run's audit trail (if it is open), then raise it."""
@@ -70,6 +74,7 @@ class DecisionAttempt:
                 [e.tool_call_id for e in self.entries],
                 err.code,
                 err.detail,
+                self.source,
             )
         raise err
 
@@ -105,7 +110,7 @@ class DecisionAttempt:
                 )
             )
         decisions = [await self._decision(i, e) for i, e in enumerate(self.entries)]
-        return DecideRequest(decisions=decisions, principal=self.principal)
+        return DecideRequest(decisions=decisions, principal=self.principal, source=self.source)
 
     async def _decision(self, index: int, entry: ContinueToolEntry) -> DecisionInput:
         args = entry.tool_args

@@ -1,8 +1,11 @@
 """Dependencies as ``Annotated`` aliases, so route signatures read like sentences.
 
 ``CurrentPrincipal`` is the only way a route learns who is calling;
-:func:`require` is the one place where permissions are checked against roles
-(the security work extends ``PERMISSION_ROLES`` and ``api.auth``, not routes).
+:func:`require` checks a route's permission against roles, and
+:mod:`api.policy` holds every rule about who may do what with a run. Rate
+limits hang off the principal here too: per principal and route on every
+authenticated router, per client address for failed logins and for the
+credential-less decision-token route.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, Request, status
@@ -20,8 +22,10 @@ from temporalio.client import Client
 from agents import Agent, AgentRegistry
 from api import auth
 from api.errors import ApiError, is_connection_failure
+from api.policy import PERMISSION_ROLES, Permission
 from api.service import PendingWaits
 from countersign.models import Principal
+from countersign.security.rate_limit import RateLimited, RateLimiter, route_key
 from countersign.settings import Settings
 from countersign.temporal import connect
 
@@ -37,13 +41,23 @@ class AppState:
         registry: The agents served (the worker's registry).
         client: The shared Temporal client; ``None`` until Temporal is reached.
         waits: Temporal waits in flight, cancelled on shutdown.
+        limiter: Requests per principal (or client address) and route.
+        auth_failures: Failed authentications per client address.
     """
 
     settings: Settings
     registry: AgentRegistry
     client: Client | None = None
     waits: PendingWaits = field(default_factory=PendingWaits)
+    limiter: RateLimiter = field(init=False)
+    auth_failures: RateLimiter = field(init=False)
     _connecting: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.limiter = RateLimiter(self.settings.rate_limit_per_minute)
+        # The same budget for failed logins: guessing a 256-bit key is hopeless
+        # anyway, this keeps a flood of bad credentials from costing much.
+        self.auth_failures = RateLimiter(self.settings.rate_limit_per_minute)
 
     async def ensure_client(self) -> Client:
         """The shared client, connecting now if Temporal was unreachable before.
@@ -96,29 +110,44 @@ ClientDep = Annotated[Client, Depends(_client)]
 WaitsDep = Annotated[PendingWaits, Depends(_waits)]
 
 
-async def _principal(request: Request, settings: SettingsDep) -> Principal:
-    return await auth.authenticate(request, settings)
+AUTH_FAILURES = "authentication failures"
+
+
+def client_address(request: Request) -> str:
+    """The peer's address (behind a proxy: the proxy's, unless uvicorn is told to trust it)."""
+    return request.client.host if request.client else "unknown"
+
+
+async def _principal(request: Request, state: StateDep) -> Principal:
+    address = client_address(request)
+    blocked = state.auth_failures.blocked_for(address, AUTH_FAILURES)
+    if blocked is not None:
+        raise RateLimited(blocked)
+    try:
+        return await auth.authenticate(request, state.settings)
+    except auth.AuthError as err:
+        if err.status_code == status.HTTP_401_UNAUTHORIZED:
+            state.auth_failures.hit(address, AUTH_FAILURES)
+        raise
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 
 
-class Permission(StrEnum):
-    """What a route lets its caller do."""
+async def rate_limit_principal(
+    request: Request, state: StateDep, principal: CurrentPrincipal
+) -> None:
+    """Limit each principal on each route (429 ``rate_limited`` with ``Retry-After``)."""
+    retry_after = state.limiter.hit(principal.id, route_key(request))
+    if retry_after is not None:
+        raise RateLimited(retry_after)
 
-    READ = "read"
-    START_RUN = "start_run"
-    DECIDE = "decide"
 
-
-#: Roles that grant each permission (``admin`` grants all). Per-tool approver
-#: roles, four eyes and self-approval are checked by the workflow on top.
-PERMISSION_ROLES: dict[Permission, tuple[str, ...]] = {
-    Permission.READ: ("viewer", "requester", "approver"),
-    Permission.START_RUN: ("requester",),
-    # The seed's requester confirms their own call through /continue.
-    Permission.DECIDE: ("approver", "requester"),
-}
+async def rate_limit_address(request: Request, state: StateDep) -> None:
+    """Limit each client address on a route that takes no credentials."""
+    retry_after = state.limiter.hit("address:" + client_address(request), route_key(request))
+    if retry_after is not None:
+        raise RateLimited(retry_after)
 
 
 def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
@@ -137,6 +166,7 @@ def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal
 Reader = Annotated[Principal, Depends(require(Permission.READ))]
 Requester = Annotated[Principal, Depends(require(Permission.START_RUN))]
 Approver = Annotated[Principal, Depends(require(Permission.DECIDE))]
+TokenIssuer = Annotated[Principal, Depends(require(Permission.MINT_TOKEN))]
 
 
 def get_agent(registry: AgentRegistry, agent_id: str) -> Agent:

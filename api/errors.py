@@ -32,6 +32,10 @@ RUN_EXISTS = "run_exists"
 TEMPORAL_UNAVAILABLE = "temporal_unavailable"
 SHUTTING_DOWN = "shutting_down"
 FORBIDDEN = "forbidden"
+UNAUTHENTICATED = "unauthenticated"
+PAYLOAD_TOO_LARGE = "payload_too_large"
+RATE_LIMITED = "rate_limited"
+DECISION_TOKENS_DISABLED = "decision_tokens_disabled"
 
 #: HTTP status of each workflow refusal (DESIGN §5).
 REFUSAL_STATUS: dict[ErrorCode, int] = {
@@ -52,16 +56,16 @@ REFUSAL_STATUS: dict[ErrorCode, int] = {
 
 _CODE_OF_STATUS = {
     400: "bad_request",
-    401: "unauthenticated",
+    401: UNAUTHENTICATED,
     403: FORBIDDEN,
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
     410: "gone",
-    413: "request_too_large",
+    413: PAYLOAD_TOO_LARGE,
     415: "unsupported_media_type",
     422: INVALID_REQUEST,
-    429: "rate_limited",
+    429: RATE_LIMITED,
     503: TEMPORAL_UNAVAILABLE,
 }
 
@@ -201,13 +205,15 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     examples = {
         401: (
             "credentials required: send 'Authorization: Bearer <API key or JWT>'",
-            "unauthenticated",
+            UNAUTHENTICATED,
         ),
         403: ("deciding delete_records needs one of the roles dba", "approver_role_required"),
         404: ("run 6f1c... does not exist", UNKNOWN_RUN),
         409: ("tool call fc_08... was already decided by alice (EXECUTED)", "already_decided"),
         410: ("confirmation of fc_08... expired at 2026-01-02T10:00:00Z", "confirmation_expired"),
+        413: ("request body exceeds 262144 bytes", PAYLOAD_TOO_LARGE),
         422: ("tools: not valid JSON (Expecting value at char 0)", INVALID_REQUEST),
+        429: ("rate limit exceeded; retry in 2 s", RATE_LIMITED),
         503: ("Temporal is unreachable, try again later", TEMPORAL_UNAVAILABLE),
     }
     out: dict[int | str, dict[str, Any]] = {}

@@ -15,7 +15,13 @@ from fastapi import Depends, Request, status
 from pydantic import BaseModel, ValidationError
 
 from api.errors import INVALID_REQUEST, ApiError, validation_detail
-from api.schemas import ApprovalDecision, RunContinue, RunCreate
+from api.schemas import (
+    ApprovalDecision,
+    DecisionTokenCreate,
+    DecisionTokenRedeem,
+    RunContinue,
+    RunCreate,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -124,9 +130,25 @@ async def approval_decision_body(request: Request) -> ApprovalDecision:
     return parse(ApprovalDecision, fields)
 
 
+async def token_create_body(request: Request) -> DecisionTokenCreate:
+    """The body of ``POST /approvals/{approval_id}/tokens``."""
+    fields = await read_fields(request)
+    if isinstance(fields.get("approver_roles"), str):
+        # A form field: comma-separated roles.
+        fields["approver_roles"] = [r.strip() for r in fields["approver_roles"].split(",")]
+    return parse(DecisionTokenCreate, fields)
+
+
+async def token_redeem_body(request: Request) -> DecisionTokenRedeem:
+    """The body of ``POST /decision-tokens``."""
+    return parse(DecisionTokenRedeem, await read_fields(request))
+
+
 RunCreateBody = Annotated[RunCreate, Depends(run_create_body)]
 RunContinueBody = Annotated[RunContinue, Depends(run_continue_body)]
 ApprovalDecisionBody = Annotated[ApprovalDecision, Depends(approval_decision_body)]
+TokenCreateBody = Annotated[DecisionTokenCreate, Depends(token_create_body)]
+TokenRedeemBody = Annotated[DecisionTokenRedeem, Depends(token_redeem_body)]
 
 
 def request_body(model: type[BaseModel], examples: dict[str, Any]) -> dict[str, Any]:

@@ -6,13 +6,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
 from agents import load_registry
 from api import errors
-from api.deps import AppState
-from api.routes import agents, approvals, health, runs
+from api.deps import AppState, rate_limit_address, rate_limit_principal
+from api.routes import agents, approvals, decision_tokens, health, runs
+from countersign.security.decision_tokens import MIN_SECRET_BYTES
+from countersign.security.rate_limit import BodySizeLimitMiddleware
 from countersign.settings import Settings, get_settings
 from countersign.temporal import connect
 
@@ -58,8 +60,17 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
 
     Returns:
         The application; run it with ``python -m api`` or any ASGI server.
+
+    Raises:
+        ValueError: When ``COUNTERSIGN_DECISION_TOKEN_SECRET`` is set but too short.
     """
     settings = settings or get_settings()
+    secret = settings.decision_token_secret
+    if secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+        # Refuse to start rather than sign links with a guessable key.
+        raise ValueError(
+            f"COUNTERSIGN_DECISION_TOKEN_SECRET must be at least {MIN_SECRET_BYTES} bytes"
+        )
     app = FastAPI(
         title="Countersign",
         version="0.1.0",
@@ -70,8 +81,14 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         settings=settings, registry=load_registry(settings.agent_modules), client=client
     )
     errors.install(app)
+    # Bodies are counted before any route (or authentication) reads them.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # /health stays unlimited for load balancers; every other route is limited per
+    # principal and route, the credential-less token route per client address.
+    limited = [Depends(rate_limit_principal)]
     app.include_router(health.router)
-    app.include_router(agents.router)
-    app.include_router(runs.router)
-    app.include_router(approvals.router)
+    app.include_router(agents.router, dependencies=limited)
+    app.include_router(runs.router, dependencies=limited)
+    app.include_router(approvals.router, dependencies=limited)
+    app.include_router(decision_tokens.router, dependencies=[Depends(rate_limit_address)])
     return app

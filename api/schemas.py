@@ -183,6 +183,41 @@ class ApprovalDecision(BaseModel):
     )
 
 
+class DecisionTokenCreate(BaseModel):
+    """``POST /approvals/{approval_id}/tokens``: a signed link for one decision."""
+
+    confirmed: StrictBool = Field(description="true for the approve link, false for reject.")
+    ttl_seconds: float | None = Field(
+        None, gt=0, description="A lifetime shorter than the call's own deadline."
+    )
+    approver_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Admins only: whom the link decides as (default: yourself).",
+    )
+    approver_roles: list[str] | None = Field(
+        None, max_length=32, description="Admins only, with approver_id: that approver's roles."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"confirmed": True, "ttl_seconds": 3600}]},
+    )
+
+
+class DecisionTokenRedeem(BaseModel):
+    """``POST /decision-tokens``: decide with a signed link, no other credentials."""
+
+    token: str = Field(min_length=1, max_length=4096, description="From the link.")
+    note: str | None = Field(None, max_length=2000, description="Why; shown in the audit trail.")
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"token": "v1.eyJjIjoi....Zm9v", "note": "ok by mail"}]},
+    )
+
+
 # --------------------------------------------------------------- responses
 
 
@@ -545,6 +580,21 @@ class ApprovalPublic(BaseModel):
             allow_edit=call.allow_edit,
             decisions=[DecisionPublic.of(d) for d in call.decisions],
         )
+
+
+class DecisionTokenPublic(BaseModel):
+    """A signed decision link's token and what it grants (shown once, never stored)."""
+
+    token: str
+    approval_id: str
+    run_id: str
+    tool_call_id: str
+    tool_name: str
+    args_digest: str
+    confirmed: bool
+    approver_id: str
+    approver_roles: list[str]
+    expires_at: datetime
 
 
 class ApprovalList(BaseModel):

@@ -43,6 +43,7 @@ from countersign import search_attributes as sa
 from countersign.models import (
     AuditEvent,
     ChatMessage,
+    DecisionSource,
     ErrorCode,
     Principal,
     RefusedAttempt,
@@ -326,8 +327,10 @@ async def open_views(client: Client, executions: list[WorkflowExecution]) -> lis
     """The views of listed runs, queried together.
 
     Runs that vanished or closed since they were listed are skipped, and so are
-    runs whose worker does not answer in time: one stuck run must not hold up
-    the whole inbox.
+    runs that cannot answer: a worker that does not answer in time, or none
+    polling the run's task queue at all (``no poller seen``). One stuck run
+    must not take the whole inbox down; only Temporal itself being unreachable
+    fails the listing.
     """
 
     async def one(execution: WorkflowExecution) -> RunView | None:
@@ -339,14 +342,18 @@ async def open_views(client: Client, executions: list[WorkflowExecution]) -> lis
                 reject_condition=QueryRejectCondition.NOT_OPEN,
                 rpc_timeout=INBOX_QUERY_TIMEOUT,
             )
-        except (WorkflowQueryRejectedError, RPCError) as err:
-            if isinstance(err, RPCError) and err.status not in (
-                RPCStatusCode.NOT_FOUND,
-                RPCStatusCode.DEADLINE_EXCEEDED,
-                RPCStatusCode.CANCELLED,
-            ):
-                raise
+        except WorkflowQueryRejectedError as err:
             logger.info("inbox skips %s: %s", execution.id, err)
+            return None
+        except RPCError as err:
+            if err.status is RPCStatusCode.UNAVAILABLE:
+                raise
+            logger.warning(
+                "inbox skips %s, its state query failed: %s",
+                execution.id,
+                err,
+                extra={"workflow_id": execution.id},
+            )
             return None
 
     found = await asyncio.gather(*(one(e) for e in executions))
@@ -365,7 +372,12 @@ def refusal_of(err: WorkflowUpdateFailedError) -> tuple[ErrorCode, str] | None:
 
 
 async def record_refusal(
-    handle: RunHandle, principal: Principal, tool_call_ids: list[str], code: str, reason: str
+    handle: RunHandle,
+    principal: Principal,
+    tool_call_ids: list[str],
+    code: str,
+    reason: str,
+    source: DecisionSource = DecisionSource.API,
 ) -> None:
     """Tell the workflow about a refused decision, for its audit trail (best effort).
 
@@ -376,7 +388,11 @@ async def record_refusal(
         await handle.signal(
             AgentRunWorkflow.record_refused_attempt,
             RefusedAttempt(
-                principal=principal, tool_call_ids=tool_call_ids, code=code, reason=reason
+                principal=principal,
+                source=source,
+                tool_call_ids=tool_call_ids,
+                code=code,
+                reason=reason,
             ),
         )
     except (RPCError, RuntimeError) as err:

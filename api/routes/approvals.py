@@ -1,21 +1,36 @@
-"""``/approvals``: the inbox of calls waiting for a person, and deciding one.
+"""``/approvals``: the inbox of calls waiting for a person, deciding one, and
+issuing signed decision links for it.
 
 An ``approval_id`` is ``{run_id}:{tool_call_id}`` (run ids never contain a
-colon); a ``tool_call_id`` containing ``/`` must be percent-encoded.
+colon); a ``tool_call_id`` containing ``/`` must be percent-encoded. Who sees
+and decides what is :mod:`api.policy`'s business: a run the caller may not
+read is reported as unknown.
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import Response
 from temporalio.client import Client
 
+from agents import AgentRegistry
+from api import policy
 from api.decisions import DecisionAttempt
-from api.deps import Approver, ClientDep, Reader, RegistryDep, SettingsDep, WaitsDep
-from api.errors import UNKNOWN_APPROVAL, ApiError, responses
-from api.forms import ApprovalDecisionBody, request_body
+from api.deps import (
+    Approver,
+    ClientDep,
+    Reader,
+    RegistryDep,
+    SettingsDep,
+    TokenIssuer,
+    WaitsDep,
+)
+from api.errors import DECISION_TOKENS_DISABLED, UNKNOWN_APPROVAL, ApiError, responses
+from api.forms import ApprovalDecisionBody, TokenCreateBody, request_body
 from api.routes.runs import _RUN_RESPONSES, run_response
 from api.schemas import (
     EXAMPLE_CALL_ID,
@@ -25,12 +40,25 @@ from api.schemas import (
     ApprovalList,
     ApprovalPublic,
     ContinueToolEntry,
+    DecisionTokenCreate,
+    DecisionTokenPublic,
     RunPublic,
     split_approval_id,
 )
-from api.service import get_view, list_page, open_views, pending_approvals_query
-from countersign.models import Principal, RunView, ToolCallView
+from api.service import PendingWaits, get_view, list_page, open_views, pending_approvals_query
+from countersign.models import (
+    CallState,
+    DecisionSource,
+    ErrorCode,
+    Principal,
+    RunView,
+    ToolCallView,
+)
 from countersign.runs import decide
+from countersign.security import decision_tokens
+from countersign.settings import Settings
+
+logger = logging.getLogger("countersign.api")
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
 
@@ -45,40 +73,95 @@ ApprovalId = Annotated[
 ]
 
 
-def _unknown(approval_id: str) -> ApiError:
+def unknown_approval(approval: str) -> ApiError:
+    """404 ``unknown_approval``: the same for a missing call and a hidden one."""
     return ApiError(
-        status.HTTP_404_NOT_FOUND, UNKNOWN_APPROVAL, f"approval {approval_id!r} does not exist"
+        status.HTTP_404_NOT_FOUND, UNKNOWN_APPROVAL, f"approval {approval!r} does not exist"
     )
 
 
-async def _locate(client: Client, approval_id: str) -> tuple[RunView, str]:
-    parts = split_approval_id(approval_id)
+async def locate(client: Client, approval: str, principal: Principal) -> tuple[RunView, str]:
+    """The run behind an approval id, if ``principal`` may read it, and the call's id.
+
+    Raises:
+        ApiError: 404 ``unknown_approval``.
+    """
+    parts = split_approval_id(approval)
     if parts is None:
-        raise _unknown(approval_id)
+        raise unknown_approval(approval)
     run_id, call_id = parts
     try:
-        return await get_view(client, run_id), call_id
+        view = await get_view(client, run_id)
     except ApiError as err:
         if err.status_code == status.HTTP_404_NOT_FOUND:
-            raise _unknown(approval_id) from None
+            raise unknown_approval(approval) from None
         raise
+    if not policy.can_read(principal, view):
+        raise unknown_approval(approval)
+    return view, call_id
 
 
-def _gated_call(view: RunView, call_id: str) -> ToolCallView | None:
+def gated_call(view: RunView, call_id: str) -> ToolCallView | None:
+    """The run's call ``call_id`` when it needs (or needed) a confirmation."""
     return next(
         (t for t in view.tools if t.tool_call_id == call_id and t.requires_confirmation), None
     )
+
+
+async def decide_one(
+    view: RunView,
+    entry: ContinueToolEntry,
+    principal: Principal,
+    *,
+    source: DecisionSource,
+    client: Client,
+    registry: AgentRegistry,
+    settings: Settings,
+    waits: PendingWaits,
+) -> Response:
+    """Send one decision on a run the principal may decide; answer with the run.
+
+    Raises:
+        ApiError: The refusal (recorded in the audit trail while the run is open).
+    """
+    attempt = DecisionAttempt(
+        client, registry.get(view.agent_id), view, principal, [entry], source=source
+    )
+    if refusal := policy.decide_refusal(principal, view):
+        await attempt.refuse(refusal)
+    request = await attempt.check(session_id=None, max_decisions=1)
+    result = await attempt.send(
+        waits.run(decide(attempt.handle, request, wait=settings.wait_budget))
+    )
+    if result is None:
+        return run_response(await get_view(client, view.run_id), settled=False)
+    return run_response(result.run)
+
+
+def token_secret(settings: Settings) -> str:
+    """The decision-token secret.
+
+    Raises:
+        ApiError: 404 ``decision_tokens_disabled`` when none is configured.
+    """
+    if settings.decision_token_secret is None:
+        raise ApiError(
+            status.HTTP_404_NOT_FOUND,
+            DECISION_TOKENS_DISABLED,
+            "decision links are off: set COUNTERSIGN_DECISION_TOKEN_SECRET to use them",
+        )
+    return settings.decision_token_secret.get_secret_value()
 
 
 @router.get(
     "",
     summary="The approvals inbox (from visibility)",
     response_model=ApprovalList,
-    responses=responses(401, 422, 503),
+    responses=responses(401, 403, 422, 503),
 )
 async def list_approvals(
     client: ClientDep,
-    _: Reader,
+    principal: Reader,
     approval_status: Annotated[
         Literal["pending"],
         Query(alias="status", description="Only `pending` for now."),
@@ -104,15 +187,18 @@ async def list_approvals(
     """Calls awaiting a decision, from runs whose CountersignPendingApprovals > 0.
 
     A page holds the pending calls of up to ``limit`` runs. Visibility lags
-    slightly behind the runs themselves.
+    slightly behind the runs themselves. Approvers, viewers and admins see
+    every pending call; a requester sees those of its own runs.
     """
     del approval_status
+    user_id = policy.inbox_scope(principal, user_id)
     query = pending_approvals_query(agent_id, tool_name, user_id)
     executions, token = await list_page(client, query, limit=limit, page_token=page_token)
     views = await open_views(client, executions)
     approvals = [
         ApprovalPublic.of(view, call)
         for view in views
+        if policy.can_read(principal, view)
         for call in view.pending
         if tool_name is None or call.tool_name == tool_name
     ]
@@ -125,26 +211,28 @@ async def list_approvals(
     response_model=ApprovalPublic,
     responses=responses(401, 404, 503),
 )
-async def read_approval(approval_id: ApprovalId, client: ClientDep, _: Reader) -> ApprovalPublic:
+async def read_approval(
+    approval_id: ApprovalId, client: ClientDep, principal: Reader
+) -> ApprovalPublic:
     """A gated call, pending or decided, with its run's context."""
-    view, call_id = await _locate(client, approval_id)
-    call = _gated_call(view, call_id)
+    view, call_id = await locate(client, approval_id, principal)
+    call = gated_call(view, call_id)
     if call is None:
-        raise _unknown(approval_id)
+        raise unknown_approval(approval_id)
     return ApprovalPublic.of(view, call)
 
 
 async def _decide(
-    approval_id: str,
+    approval: str,
     confirmed: bool,
     body: ApprovalDecision,
     principal: Principal,
     client: Client,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    waits: WaitsDep,
+    registry: AgentRegistry,
+    settings: Settings,
+    waits: PendingWaits,
 ) -> Response:
-    view, call_id = await _locate(client, approval_id)
+    view, call_id = await locate(client, approval, principal)
     entry = ContinueToolEntry(
         tool_call_id=call_id,
         confirmed=confirmed,
@@ -152,14 +240,16 @@ async def _decide(
         tool_args=body.tool_args if confirmed else None,
         args_digest=body.args_digest,
     )
-    attempt = DecisionAttempt(client, registry.get(view.agent_id), view, principal, [entry])
-    request = await attempt.check(session_id=None, max_decisions=1)
-    result = await attempt.send(
-        waits.run(decide(attempt.handle, request, wait=settings.wait_budget))
+    return await decide_one(
+        view,
+        entry,
+        principal,
+        source=DecisionSource.API,
+        client=client,
+        registry=registry,
+        settings=settings,
+        waits=waits,
     )
-    if result is None:
-        return run_response(await get_view(client, view.run_id), settled=False)
-    return run_response(result.run)
 
 
 _DECIDE_RESPONSES = {**_RUN_RESPONSES, **responses(401, 403, 404, 409, 410, 422, 503)}
@@ -213,3 +303,103 @@ async def reject(
 ) -> Response:
     """Reject one gated call; the principal comes from the credentials."""
     return await _decide(approval_id, False, body, principal, client, registry, settings, waits)
+
+
+@router.post(
+    "/{approval_id}/tokens",
+    summary="Issue a signed decision link for a pending call",
+    description="For channels that cannot carry credentials (an e-mail link): the token "
+    "decides one call, one way (approve or reject), as the approver it names, for the "
+    "arguments shown now, until the call's deadline at the latest. Redeem it with "
+    "`POST /decision-tokens`. Approvers issue links for themselves; admins may name another "
+    "approver. The token is shown once and stored nowhere.",
+    response_model=DecisionTokenPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 403, 404, 409, 410, 422, 503),
+    openapi_extra=request_body(
+        DecisionTokenCreate,
+        {
+            "approve": {"confirmed": True, "ttl_seconds": 3600},
+            "reject": {"confirmed": False},
+        },
+    ),
+)
+async def issue_token(
+    approval_id: ApprovalId,
+    body: TokenCreateBody,
+    principal: TokenIssuer,
+    client: ClientDep,
+    settings: SettingsDep,
+) -> DecisionTokenPublic:
+    """A token deciding one pending call; the caller (or, for admins, who they name) decides."""
+    secret = token_secret(settings)
+    view, call_id = await locate(client, approval_id, principal)
+    call = gated_call(view, call_id)
+    if call is None:
+        raise unknown_approval(approval_id)
+    approver = _token_approver(principal, body)
+    if not policy.can_decide(approver, view):
+        raise policy.forbidden(f"{approver.id} may not decide calls of run {view.run_id}")
+    policy.check_mint(principal, call, approver.roles)
+    if call.state is not CallState.AWAITING_CONFIRMATION or call.expires_at is None:
+        raise ApiError.refusal(
+            _NOTHING_TO_DECIDE.get(call.state, ErrorCode.ALREADY_DECIDED),
+            f"tool call {call_id} is {call.state.value}: there is nothing left to decide",
+        )
+    try:
+        token = decision_tokens.issue(
+            secret,
+            run_id=view.run_id,
+            tool_call_id=call_id,
+            args_digest=call.args_digest,
+            confirmed=body.confirmed,
+            approver_id=approver.id,
+            approver_roles=approver.roles,
+            call_expires_at=call.expires_at,
+            ttl=timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else None,
+        )
+    except ValueError as err:
+        raise ApiError.refusal(ErrorCode.EXPIRED, f"tool call {call_id}: {err}") from None
+    claims = decision_tokens.verify(token, secret)
+    logger.info(
+        "%s issued a %s link on %s for %s, expiring %s",
+        principal.id,
+        "approve" if body.confirmed else "reject",
+        approval_id,
+        approver.id,
+        claims.expires.isoformat(),
+    )
+    return DecisionTokenPublic(
+        token=token,
+        approval_id=approval_id,
+        run_id=view.run_id,
+        tool_call_id=call_id,
+        tool_name=call.tool_name,
+        args_digest=call.args_digest,
+        confirmed=body.confirmed,
+        approver_id=approver.id,
+        approver_roles=list(approver.roles),
+        expires_at=claims.expires,
+    )
+
+
+_NOTHING_TO_DECIDE = {
+    CallState.EXPIRED: ErrorCode.EXPIRED,
+    CallState.PENDING: ErrorCode.NOT_AWAITING,
+    CallState.INVALID: ErrorCode.NOT_AWAITING,
+}
+
+
+def _token_approver(principal: Principal, body: DecisionTokenCreate) -> Principal:
+    """Whom a link decides as: the caller, or the approver an admin names."""
+    if body.approver_id is None and body.approver_roles is None:
+        return principal
+    if not policy.is_admin(principal):
+        raise policy.forbidden("only admins may issue links for another approver")
+    if body.approver_id is None:
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "invalid_request",
+            "approver_roles: give approver_id too",
+        )
+    return Principal(id=body.approver_id, roles=tuple(body.approver_roles or ()))

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from api import policy
 from api.decisions import DecisionAttempt
 from api.deps import AgentDep, Approver, ClientDep, Reader, Requester, SettingsDep, WaitsDep
 from api.errors import INVALID_REQUEST, ApiError, responses
@@ -136,7 +137,9 @@ async def create_run(
         message=body.message,
         requester=principal,
         session_id=body.session_id,
-        user_id=body.user_id or principal.id,
+        # With authentication the run belongs to the credentials' principal; the
+        # body's user_id names someone only in development mode.
+        user_id=body.user_id if settings.auth_disabled and body.user_id else principal.id,
         context=context,
     )
     task_queue = settings.temporal_task_queue
@@ -207,8 +210,10 @@ async def continue_run(
     waits: WaitsDep,
 ) -> Response:
     """Send the decisions and answer when the run settles again."""
-    view = await get_agent_run(client, agent.id, run_id)
+    view = policy.check_read(principal, await get_agent_run(client, agent.id, run_id))
     attempt = DecisionAttempt(client, agent, view, principal, body.tools)
+    if refusal := policy.decide_refusal(principal, view):
+        await attempt.refuse(refusal)
     request = await attempt.check(
         session_id=body.session_id, max_decisions=settings.max_decisions_per_request
     )
@@ -240,9 +245,9 @@ async def continue_run(
     response_model=RunPublic,
     responses=responses(401, 404, 503),
 )
-async def read_run(agent: AgentDep, run_id: str, client: ClientDep, _: Reader) -> RunPublic:
+async def read_run(agent: AgentDep, run_id: str, client: ClientDep, principal: Reader) -> RunPublic:
     """The run as it is now (a query while open, its result once closed)."""
-    return RunPublic.of(await get_agent_run(client, agent.id, run_id))
+    return RunPublic.of(policy.check_read(principal, await get_agent_run(client, agent.id, run_id)))
 
 
 @router.get(
@@ -251,9 +256,11 @@ async def read_run(agent: AgentDep, run_id: str, client: ClientDep, _: Reader) -
     response_model=AuditTrail,
     responses=responses(401, 404, 503),
 )
-async def read_audit(agent: AgentDep, run_id: str, client: ClientDep, _: Reader) -> AuditTrail:
+async def read_audit(
+    agent: AgentDep, run_id: str, client: ClientDep, principal: Reader
+) -> AuditTrail:
     """Every request, decision, refused attempt, expiry and execution, hash-chained."""
-    await get_agent_run(client, agent.id, run_id)
+    policy.check_read(principal, await get_agent_run(client, agent.id, run_id))
     events = await get_audit(client, run_id)
     broken = first_broken_link(events)
     return AuditTrail(
@@ -265,12 +272,12 @@ async def read_audit(agent: AgentDep, run_id: str, client: ClientDep, _: Reader)
     "",
     summary="List runs (from visibility)",
     response_model=RunList,
-    responses=responses(401, 404, 422, 503),
+    responses=responses(401, 403, 404, 422, 503),
 )
 async def list_runs(
     agent: AgentDep,
     client: ClientDep,
-    _: Reader,
+    principal: Reader,
     session_id: Annotated[
         str | None,
         Query(openapi_examples={"seed": {"summary": "seed session", "value": "test_session"}}),
@@ -288,7 +295,12 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     page_token: Annotated[str | None, Query(description="From the previous page.")] = None,
 ) -> RunList:
-    """Runs of the agent, filtered on the search attributes; visibility lags slightly."""
+    """Runs of the agent, filtered on the search attributes; visibility lags slightly.
+
+    Viewers and admins list every run; others list their own (``user_id`` is
+    then their principal id, and naming another user is 403).
+    """
+    user_id = policy.list_scope(principal, user_id)
     query = visibility_query(
         {
             "agent_id": (sa.AGENT_ID.name, agent.id),

@@ -5,7 +5,8 @@ the payload is canonical JSON of :class:`TokenClaims` in short keys and the
 signature is HMAC-SHA256 with ``COUNTERSIGN_DECISION_TOKEN_SECRET`` over
 ``v1.<payload>``. A token binds one run, one tool call, the call's
 ``args_digest``, the decision (approve or reject: each link is its own token),
-the approver it was issued to, and an expiry no later than the call's own
+the approver it was issued to and their roles (the decision is recorded as
+theirs, and the workflow checks those roles), and an expiry no later than the call's own
 ``expires_at``.
 
 Single use is NOT tracked here: the workflow accepts one decision per call and
@@ -66,6 +67,7 @@ class TokenClaims(BaseModel):
     args_digest: str = Field(alias="d")
     confirmed: bool = Field(alias="k")
     approver_id: str = Field(alias="p")
+    approver_roles: tuple[str, ...] = Field((), alias="g")
     issued_at: int = Field(alias="i", description="Unix seconds")
     expires_at: int = Field(alias="e", description="Unix seconds")
 
@@ -103,6 +105,7 @@ def issue(
     confirmed: bool,
     approver_id: str,
     call_expires_at: datetime,
+    approver_roles: tuple[str, ...] = (),
     ttl: timedelta | None = None,
     now: datetime | None = None,
 ) -> str:
@@ -117,6 +120,8 @@ def issue(
         approver_id: The principal the link is sent to; the decision is
             recorded as theirs.
         call_expires_at: The call's ``expires_at``; the token never outlives it.
+        approver_roles: The approver's roles, recorded with the decision and
+            checked by the workflow against the tool's ``approver_roles``.
         ttl: A shorter lifetime, if wanted.
         now: The current time (for tests).
 
@@ -137,6 +142,7 @@ def issue(
         args_digest=args_digest,
         confirmed=confirmed,
         approver_id=approver_id,
+        approver_roles=tuple(approver_roles),
         issued_at=int(now.timestamp()),
         # Round down so the token never outlives the call by a fraction of a second.
         expires_at=int(expiry.timestamp()),

@@ -96,6 +96,22 @@ class RateLimiter:
                 return None
             return (1.0 - bucket.tokens) / self.rate
 
+    def blocked_for(self, principal_id: str, route: str) -> float | None:
+        """Seconds until the bucket holds a token again, without taking one.
+
+        Returns:
+            ``None`` when a request would be allowed now.
+        """
+        if not self.enabled:
+            return None
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get((principal_id, route))
+            if bucket is None:
+                return None
+            tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.rate)
+            return None if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def _prune(self, now: float) -> None:
         # Full buckets carry no state worth keeping; if none is full, drop the
         # oldest half so a flood of distinct keys cannot grow the map forever.

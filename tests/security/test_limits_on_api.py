@@ -12,7 +12,6 @@ from temporalio.client import Client
 
 from api.main import create_app
 from countersign.runs import workflow_id
-from countersign.security.rate_limit import BodySizeLimitMiddleware
 from tests.conftest import RunningWorker, make_settings
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.security.live import serving
@@ -23,13 +22,11 @@ SEED_MESSAGE = "Delete 50 old records from the users table"
 def guarded_app(
     client: Client, worker: RunningWorker, model: ScriptedModel, tmp_path: Path
 ) -> FastAPI:
-    """The real API with the body size guard mounted as ``create_app`` should mount it."""
+    """The real API with a small body limit (``create_app`` mounts the guard)."""
     settings = make_settings(
         model, tmp_path, worker.task_queue, auth_disabled=True, max_body_bytes=4096
     )
-    app = create_app(settings, client)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    return app
+    return create_app(settings, client)
 
 
 async def test_body_limit_on_api_413_and_no_run_started(

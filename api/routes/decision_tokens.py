@@ -1,0 +1,119 @@
+"""``/decision-tokens``: decide with a signed link, without other credentials.
+
+The token (issued by ``POST /approvals/{approval_id}/tokens``) is the only
+credential: it names the run, the call, the arguments' digest, approve or
+reject, the approver and their roles, and a deadline. The decision is recorded
+as that approver's, with source ``token``. Single use is the workflow's: a
+second redemption is refused as ``already_decided`` and changes nothing.
+
+The token travels in the body, never in the URL, so it does not end up in
+access logs or browser history; an e-mail link should open a page that posts it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, status
+from fastapi.responses import Response
+
+from api import policy
+from api.decisions import DecisionAttempt
+from api.deps import ClientDep, RegistryDep, SettingsDep, WaitsDep
+from api.errors import ApiError, responses
+from api.forms import TokenRedeemBody, request_body
+from api.routes.approvals import decide_one, gated_call, token_secret, unknown_approval
+from api.routes.runs import _RUN_RESPONSES
+from api.schemas import ContinueToolEntry, DecisionTokenRedeem, RunPublic, approval_id
+from api.service import get_view
+from countersign.models import CallState, DecisionSource, ErrorCode, Principal, ToolCallView
+from countersign.security.decision_tokens import DecisionTokenError, TokenErrorCode, verify
+
+logger = logging.getLogger("countersign.api")
+
+router = APIRouter(prefix="/decision-tokens", tags=["approvals"])
+
+#: HTTP status of each token refusal: a token that is not ours is unauthenticated.
+TOKEN_STATUS: dict[TokenErrorCode, int] = {
+    TokenErrorCode.MALFORMED: status.HTTP_401_UNAUTHORIZED,
+    TokenErrorCode.BAD_SIGNATURE: status.HTTP_401_UNAUTHORIZED,
+    TokenErrorCode.EXPIRED: status.HTTP_410_GONE,
+    TokenErrorCode.WRONG_CALL: status.HTTP_409_CONFLICT,
+    TokenErrorCode.ARGS_CHANGED: status.HTTP_409_CONFLICT,
+}
+
+
+@router.post(
+    "",
+    summary="Decide a pending call with a signed decision token",
+    description="No credentials besides the token. Answers like `/approvals/*/approve`: the "
+    "run once it settles again. A used token is refused with 409 `already_decided`, a token "
+    "that was altered or signed with another secret with 401 `token_bad_signature`, an expired "
+    "one with 410 `token_expired`.",
+    response_model=RunPublic,
+    responses={**_RUN_RESPONSES, **responses(401, 403, 404, 409, 410, 422, 429, 503)},
+    openapi_extra=request_body(
+        DecisionTokenRedeem, {"link": {"token": "v1.eyJjIjoi....Zm9v", "note": "ok by mail"}}
+    ),
+)
+async def redeem_token(
+    body: TokenRedeemBody,
+    client: ClientDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    waits: WaitsDep,
+) -> Response:
+    """Decide the token's call as the token's approver."""
+    secret = token_secret(settings)
+    try:
+        claims = verify(body.token, secret)
+    except DecisionTokenError as err:
+        # The reason names no part of the token; the token itself is never logged.
+        logger.info("refused a decision token: %s", err.code.value)
+        raise ApiError(TOKEN_STATUS[err.code], err.code.value, err.reason) from None
+    principal = Principal(id=claims.approver_id, roles=claims.approver_roles)
+    approval = approval_id(claims.run_id, claims.tool_call_id)
+    view = await get_view(client, claims.run_id)
+    call = gated_call(view, claims.tool_call_id)
+    if call is None or not policy.can_read(principal, view):
+        raise unknown_approval(approval)
+    entry = ContinueToolEntry(
+        tool_call_id=claims.tool_call_id,
+        confirmed=claims.confirmed,
+        note=body.note,
+        tool_name=call.tool_name,
+        args_digest=claims.args_digest,
+    )
+    if call.state is not CallState.AWAITING_CONFIRMATION:
+        # Said here even once the run has moved on, so a replayed link reads as
+        # what it is rather than as "the run is not paused".
+        attempt = DecisionAttempt(
+            client, None, view, principal, [entry], source=DecisionSource.TOKEN
+        )
+        await attempt.refuse(_spent(claims.tool_call_id, call))
+    return await decide_one(
+        view,
+        entry,
+        principal,
+        source=DecisionSource.TOKEN,
+        client=client,
+        registry=registry,
+        settings=settings,
+        waits=waits,
+    )
+
+
+def _spent(tool_call_id: str, call: ToolCallView) -> ApiError:
+    """The refusal for a token whose call no longer awaits a decision."""
+    if call.state is CallState.EXPIRED:
+        assert call.expires_at is not None
+        return ApiError.refusal(
+            ErrorCode.EXPIRED,
+            f"confirmation of {tool_call_id} expired at {call.expires_at.isoformat()}",
+        )
+    last = call.decisions[-1].principal.id if call.decisions else None
+    by = f" by {last}" if last else ""
+    return ApiError.refusal(
+        ErrorCode.ALREADY_DECIDED,
+        f"tool call {tool_call_id} was already decided{by} ({call.state.value})",
+    )
