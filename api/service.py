@@ -23,6 +23,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -342,7 +343,8 @@ async def open_views(client: Client, executions: list[WorkflowExecution]) -> lis
                 reject_condition=QueryRejectCondition.NOT_OPEN,
                 rpc_timeout=INBOX_QUERY_TIMEOUT,
             )
-        except WorkflowQueryRejectedError as err:
+        except (WorkflowQueryRejectedError, WorkflowQueryFailedError) as err:
+            # Closed meanwhile, or its worker could not answer (a replay failure).
             logger.info("inbox skips %s: %s", execution.id, err)
             return None
         except RPCError as err:
