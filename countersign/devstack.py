@@ -500,6 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
+    # One line per readiness probe would drown the children's logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         host, _ = split_address(settings.temporal_address)
         if host not in LOCAL_HOSTS:
