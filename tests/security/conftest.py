@@ -7,6 +7,8 @@ history on its task queue, and every log record, is scanned for them.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import secrets
 import time
@@ -158,8 +160,34 @@ class Secure:
         return await self.http.post("/decision-tokens", json={"token": token, **body})
 
 
+def _with_payloads(history_json: str) -> str:
+    """The history's JSON followed by every payload's data, decoded.
+
+    ``to_json()`` keeps payload data base64-encoded, so a secret in an input,
+    a result, an update or a search attribute would not show in it as text.
+    """
+    decoded: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            data = node.get("data")
+            if isinstance(data, str) and "metadata" in node:
+                decoded.append(base64.b64decode(data).decode("utf-8", "replace"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(history_json))
+    return "\n".join([history_json, *decoded])
+
+
 async def histories_on(client: Client, task_queue: str, expected: set[str]) -> dict[str, str]:
-    """Every workflow history on ``task_queue`` as JSON, once ``expected`` runs are listed."""
+    """Every workflow history on ``task_queue`` (JSON and decoded payloads), by workflow id.
+
+    Waits until visibility lists the ``expected`` runs.
+    """
     query = f"TaskQueue = '{task_queue}'"
 
     async def listed() -> set[str]:
@@ -170,7 +198,7 @@ async def histories_on(client: Client, task_queue: str, expected: set[str]) -> d
     out = {}
     for wf_id in sorted(ids):
         history = await client.get_workflow_handle(wf_id).fetch_history()
-        out[wf_id] = history.to_json()
+        out[wf_id] = _with_payloads(history.to_json())
     return out
 
 
