@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.llm import ModelActivities
+from activities.notify import WebhookActivities
 from activities.tools import ToolActivities
 from agents import AgentRegistry, ToolDeps, load_registry
 from agents.demo_db import DemoDatabase
@@ -53,11 +54,12 @@ def build_worker(
     demo_db.ensure_seeded()
     model = ModelActivities(registry, settings)
     tools = ToolActivities(registry, ToolDeps(demo_db=demo_db))
+    webhooks = WebhookActivities(settings)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=[AgentRunWorkflow],
-        activities=[model.model_turn, tools.execute_tool],
+        activities=[model.model_turn, tools.execute_tool, webhooks.deliver_webhook],
         graceful_shutdown_timeout=graceful_shutdown_timeout,
     )
 

@@ -18,6 +18,7 @@ JsonObject = dict[str, JsonValue]
 
 MODEL_TURN_ACTIVITY = "model_turn"
 EXECUTE_TOOL_ACTIVITY = "execute_tool"
+DELIVER_WEBHOOK_ACTIVITY = "deliver_webhook"
 
 
 class RunStatus(StrEnum):
@@ -377,6 +378,7 @@ class RunState(BaseModel):
     model: str | None = None
     demo_model: bool = False
     usage: Usage = Field(default_factory=Usage)
+    webhooks_sent: int = 0
     created_at: datetime
     updated_at: datetime
 
@@ -396,6 +398,8 @@ class RunOptions(BaseModel):
     llm_retry_initial_interval: timedelta = timedelta(seconds=1)
     tool_timeout: timedelta = timedelta(seconds=60)
     tool_heartbeat_timeout: timedelta = timedelta(seconds=20)
+    webhooks: bool = False
+    webhook_retry_for: timedelta = timedelta(hours=24)
 
 
 class RunInput(BaseModel):
@@ -420,6 +424,31 @@ class RefusedAttempt(BaseModel):
     tool_call_ids: list[str]
     code: str
     reason: str
+
+
+class WebhookEvent(StrEnum):
+    """Events pushed to webhook receivers."""
+
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVAL_DECIDED = "approval.decided"
+    APPROVAL_EXPIRED = "approval.expired"
+    RUN_COMPLETED = "run.completed"
+
+
+class WebhookDelivery(BaseModel):
+    """Input of the ``deliver_webhook`` activity: one event for every receiver.
+
+    ``delivery_id`` is stable across retries, so receivers can drop duplicates.
+    Receiver URLs and the signing secret stay in the worker's settings and never
+    enter workflow history.
+    """
+
+    delivery_id: str
+    event: WebhookEvent
+    run_id: str
+    agent_id: str
+    occurred_at: datetime
+    data: JsonObject = Field(default_factory=dict)
 
 
 class RunView(BaseModel):

@@ -58,6 +58,8 @@ def run_options(settings: Settings) -> RunOptions:
         llm_retry_initial_interval=settings.llm_retry_initial_interval,
         tool_timeout=settings.tool_timeout,
         tool_heartbeat_timeout=settings.tool_heartbeat_timeout,
+        webhooks=bool(settings.webhook_urls),
+        webhook_retry_for=settings.webhook_retry_for,
     )
 
 

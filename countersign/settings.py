@@ -116,6 +116,20 @@ class Settings(BaseSettings):
         100, ge=1, validation_alias=_env("COUNTERSIGN_MAX_DECISIONS")
     )
 
+    # Webhooks (DESIGN §5, push).
+    webhook_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("COUNTERSIGN_WEBHOOK_URLS")
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, validation_alias=_env("COUNTERSIGN_WEBHOOK_SECRET")
+    )
+    webhook_timeout: timedelta = Field(
+        timedelta(seconds=10), validation_alias=_env("COUNTERSIGN_WEBHOOK_TIMEOUT")
+    )
+    webhook_retry_for: timedelta = Field(
+        timedelta(hours=24), validation_alias=_env("COUNTERSIGN_WEBHOOK_RETRY_FOR")
+    )
+
     # Observability.
     worker_metrics_port: int | None = Field(
         None, validation_alias=_env("COUNTERSIGN_WORKER_METRICS_PORT")
@@ -136,6 +150,8 @@ class Settings(BaseSettings):
         "tool_heartbeat_timeout",
         "wait_budget",
         "jwt_leeway",
+        "webhook_timeout",
+        "webhook_retry_for",
         mode="before",
     )
     @classmethod
@@ -149,9 +165,9 @@ class Settings(BaseSettings):
                 return value
         return value
 
-    @field_validator("agent_modules", mode="before")
+    @field_validator("agent_modules", "webhook_urls", mode="before")
     @classmethod
-    def _split_modules(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         # Comma-separated in the environment; NoDecode keeps pydantic-settings
         # from trying to parse it as JSON first.
         if isinstance(value, str):

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from countersign import search_attributes as sa
     from countersign.digest import GENESIS_HASH, args_digest, audit_event_hash
     from countersign.models import (
+        DELIVER_WEBHOOK_ACTIVITY,
         EXECUTE_TOOL_ACTIVITY,
         MODEL_TURN_ACTIVITY,
         AuditEvent,
@@ -46,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
         TimeoutAction,
         ToolInvocation,
         ToolResult,
+        WebhookDelivery,
+        WebhookEvent,
     )
 
 TOOL_MAX_ATTEMPTS = 3
@@ -85,6 +88,7 @@ class AgentRunWorkflow:
             updated_at=now,
         )
         self._cancel_reason: str | None = None
+        self._deliveries: list[asyncio.Task[int]] = []
 
     # ----------------------------------------------------------------- run
 
@@ -98,6 +102,7 @@ class AgentRunWorkflow:
             while state.status is RunStatus.RUNNING:
                 if workflow.info().is_continue_as_new_suggested():
                     await workflow.wait_condition(workflow.all_handlers_finished)
+                    await self._drain_deliveries()
                     workflow.continue_as_new(input.model_copy(update={"carried": state}))
                 if state.turns >= input.options.max_turns:
                     self._finish(
@@ -141,9 +146,11 @@ class AgentRunWorkflow:
                     self._deny_on_cancel(record, {"run_cancelled": True})
             self._finish(RunStatus.CANCELLED, error=self._cancel_reason)
             await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._drain_deliveries()
             raise
         # Decisions and waiters still in flight must see the final state.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._drain_deliveries()
         return self._view()
 
     async def _model_turn(self, turn: int) -> ModelTurn:
@@ -234,6 +241,10 @@ class AgentRunWorkflow:
         self._state.status = RunStatus.PAUSED
         self._state.pause_count += 1
         self._settle()
+        self._notify(
+            WebhookEvent.APPROVAL_REQUESTED,
+            {"tools": [r.view().model_dump(mode="json") for r in gated]},
+        )
 
         def waiting() -> list[CallRecord]:
             return [r for r in gated if r.state is CallState.AWAITING_CONFIRMATION]
@@ -274,6 +285,7 @@ class AgentRunWorkflow:
             detail=record.result,
             data={"on_timeout": record.policy.on_timeout.value},
         )
+        self._notify(WebhookEvent.APPROVAL_EXPIRED, {"tool": record.view().model_dump(mode="json")})
         if record.policy.on_timeout is TimeoutAction.CANCEL_RUN and self._cancel_reason is None:
             self._cancel_reason = (
                 f"run cancelled: confirmation of {record.tool_name} ({record.tool_call_id})"
@@ -290,6 +302,7 @@ class AgentRunWorkflow:
             detail=record.result,
             data=data or {"on_timeout": TimeoutAction.CANCEL_RUN.value, "run_cancelled": True},
         )
+        self._notify(WebhookEvent.APPROVAL_EXPIRED, {"tool": record.view().model_dump(mode="json")})
 
     # ----------------------------------------------------------- decisions
 
@@ -509,6 +522,13 @@ class AgentRunWorkflow:
                     "state": record.state.value,
                 },
             )
+            self._notify(
+                WebhookEvent.APPROVAL_DECIDED,
+                {
+                    "tool": record.view().model_dump(mode="json"),
+                    "decision": record.decisions[-1].model_dump(mode="json"),
+                },
+            )
         self._describe_pause()
 
     def _record_refusal(self, attempt: RefusedAttempt) -> None:
@@ -562,6 +582,54 @@ class AgentRunWorkflow:
 
     # ------------------------------------------------------------- helpers
 
+    def _notify(self, event: WebhookEvent, data: JsonObject) -> None:
+        """Push an event to the webhook receivers, durably, without waiting for it.
+
+        Deliveries go one after the other, so receivers get a run's events in
+        the order they happened even when an earlier one needed retries.
+        """
+        options = self._input.options
+        if not options.webhooks:
+            return
+        state = self._state
+        state.webhooks_sent += 1
+        delivery = WebhookDelivery(
+            delivery_id=f"{self._input.run_id}:{state.webhooks_sent}",
+            event=event,
+            run_id=self._input.run_id,
+            agent_id=self._input.agent_id,
+            occurred_at=workflow.now(),
+            data=data,
+        )
+        previous = self._deliveries[-1] if self._deliveries else None
+
+        async def deliver() -> int:
+            if previous is not None:
+                await workflow.wait([previous])
+            sent: int = await workflow.execute_activity(
+                DELIVER_WEBHOOK_ACTIVITY,
+                delivery,
+                result_type=int,
+                start_to_close_timeout=timedelta(seconds=60),
+                schedule_to_close_timeout=options.webhook_retry_for,
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=1),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(minutes=10),
+                ),
+                summary=event.value,
+            )
+            return sent
+
+        self._deliveries.append(asyncio.create_task(deliver()))
+
+    async def _drain_deliveries(self) -> None:
+        """Wait for webhook deliveries; one that gives up is logged, not fatal."""
+        for outcome in await asyncio.gather(*self._deliveries, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                workflow.logger.warning("webhook delivery gave up: %s", _error_message(outcome))
+        self._deliveries.clear()
+
     def _find(self, tool_call_id: str) -> CallRecord | None:
         return next((c for c in self._state.calls if c.tool_call_id == tool_call_id), None)
 
@@ -577,6 +645,10 @@ class AgentRunWorkflow:
             data={"status": status.value},
         )
         self._settle()
+        self._notify(
+            WebhookEvent.RUN_COMPLETED,
+            {"status": status.value, "content": self._state.content, "error": error},
+        )
 
     def _settle(self) -> None:
         """Mark a point where callers waiting for the run get an answer."""

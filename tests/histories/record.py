@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import tempfile
 import uuid
@@ -24,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -32,6 +33,7 @@ from countersign import search_attributes as sa
 from countersign.models import RunStatus
 from tests.conftest import DEV_SERVER_ARGS, make_settings, temporal_cli
 from tests.scripted_openai import Call, Reply, ScriptedModel, ScriptedServer
+from tests.webhook_receiver import webhook_receiver
 from tests.workflows.helpers import (
     ALICE,
     BOB,
@@ -135,7 +137,38 @@ async def _cancel_batch(r: Recording) -> RunHandle:
     return handle
 
 
+async def _operator_cancel(r: Recording) -> RunHandle:
+    """A paused run cancelled through Temporal (patched path)."""
+    handle, _ = await start_paused(
+        r.client, r.worker, r.model, "History: operator cancel", Reply(calls=[DELETE_50])
+    )
+    await handle.cancel()
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    return handle
+
+
+async def _webhooks(r: Recording) -> RunHandle:
+    """Approve with webhook receivers configured: deliveries are activities."""
+    async with webhook_receiver(fail_first=1) as receiver:
+        settings = r.worker.settings.model_copy(
+            update={
+                "webhook_urls": [receiver.url],
+                "temporal_task_queue": f"{r.worker.task_queue}-webhooks",
+            }
+        )
+        async with running_worker(r.client, settings) as worker:
+            handle, paused = await start_paused(
+                r.client, worker, r.model, "History: webhooks", Reply(calls=[DELETE_50])
+            )
+            await approve(handle, paused.tools[0].tool_call_id)
+            await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "operator_cancel": _operator_cancel,
+    "webhooks": _webhooks,
     "approve": _approve,
     "reject": _reject,
     "expire": _expire,
@@ -153,11 +186,13 @@ def history_path(name: str) -> Path:
 async def record_scenario(name: str, recording: Recording) -> str:
     """Run one scenario to its end and return its history as JSON."""
     handle = await SCENARIOS[name](recording)
-    view = await handle.result()
-    if not view.status.is_final:
-        raise RuntimeError(f"scenario {name} ended {view.status}")
-    if view.status is RunStatus.ERROR:
-        raise RuntimeError(f"scenario {name} failed: {view.error}")
+    status = (await handle.describe()).status
+    if status is WorkflowExecutionStatus.COMPLETED:
+        view = await handle.result()
+        if view.status is RunStatus.ERROR:
+            raise RuntimeError(f"scenario {name} failed: {view.error}")
+    elif status is not WorkflowExecutionStatus.CANCELED:
+        raise RuntimeError(f"scenario {name} ended {status}")
     history = await handle.fetch_history()
     return history.to_json()
 
