@@ -524,4 +524,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # This process holds a Temporal client too: leave without the teardown that
+    # the SDK's threads can abort (temporalio/sdk-python#300).
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(status)
