@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install up worker api test lint format bench demo clean
+.PHONY: help install up worker api test lint format bench demo ui-screenshot clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,6 +21,12 @@ install: $(STAMP) ## Create the virtualenv and install the project with its dev 
 
 up: $(STAMP) ## Run Temporal dev server + worker + API on :7777 (Ctrl-C stops all)
 	$(BIN)/python -m countersign.devstack
+
+demo: $(STAMP) ## Against `make up`: the seed's request pauses, confirming completes it
+	$(BIN)/python -m countersign.demo
+
+ui-screenshot: $(STAMP) ## Redo docs/temporal-ui-paused-run.png (needs Debian's chromium)
+	$(BIN)/python docs/screenshot.py
 
 worker: $(STAMP) ## Run the worker against TEMPORAL_ADDRESS
 	$(BIN)/python worker.py
