@@ -276,6 +276,7 @@ class DevStack:
         )
         child = Child(name, process, asyncio.create_task(process.wait()))
         self.children.append(child)
+        logger.info("started %s (pid %d)", name, process.pid)
         return child
 
     async def _guard(self, awaitable: Awaitable[T], limit: float | None, what: str) -> T:
