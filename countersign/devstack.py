@@ -61,8 +61,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"})
 DYNAMIC_CONFIG = ("history.transferProcessorMaxPollRPS=10000",)
 
-# The names ``temporal server start-dev --search-attribute`` accepts.
-_CLI_TYPE_NAMES: Mapping[SearchAttributeIndexedValueType, str] = {
+# The type names that ``temporal server start-dev --search-attribute`` and
+# ``temporal operator search-attribute create`` accept.
+SEARCH_ATTRIBUTE_CLI_TYPES: Mapping[SearchAttributeIndexedValueType, str] = {
     SearchAttributeIndexedValueType.TEXT: "Text",
     SearchAttributeIndexedValueType.KEYWORD: "Keyword",
     SearchAttributeIndexedValueType.INT: "Int",
@@ -132,7 +133,8 @@ def search_attribute_flags(keys: Sequence[SearchAttributeKey[Any]]) -> list[str]
     """``--search-attribute Name=Type`` for each key, as ``start-dev`` wants them."""
     flags: list[str] = []
     for key in keys:
-        flags += ["--search-attribute", f"{key.name}={_CLI_TYPE_NAMES[key.indexed_value_type]}"]
+        cli_type = SEARCH_ATTRIBUTE_CLI_TYPES[key.indexed_value_type]
+        flags += ["--search-attribute", f"{key.name}={cli_type}"]
     return flags
 
 
