@@ -1,4 +1,4 @@
-"""Worker runtime metrics (Prometheus) and OpenTelemetry tracing, both opt-in.
+"""Worker runtime metrics (Prometheus), OpenTelemetry tracing, run ids on log lines.
 
 - ``COUNTERSIGN_WORKER_METRICS_PORT`` set: the Temporal SDK's own metrics
   (``temporal_request``, ``temporal_workflow_task_schedule_to_start_latency``,
@@ -7,6 +7,9 @@
 - ``OTEL_EXPORTER_OTLP_ENDPOINT`` set: workflow, activity, update and signal
   spans go to an OTLP/HTTP collector through the SDK's ``TracingInterceptor``.
   The exporter packages are the optional extra ``countersign[otel]``.
+- :class:`RunContextFilter` puts the run id (and workflow id, activity type)
+  on every log line written while an activity or workflow runs, whichever
+  logger wrote it, so JSON logs can be filtered by run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from temporalio import activity
 from temporalio.client import Client, Interceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
@@ -29,6 +33,55 @@ logger = logging.getLogger("countersign.observability")
 METRICS_BIND_HOST = "0.0.0.0"
 
 OTEL_EXTRA_HINT = "pip install 'countersign[otel]'"
+
+# countersign.runs.WORKFLOW_ID_PREFIX; not imported, as that pulls in the
+# workflow module and this one is also loaded by processes without it.
+_WORKFLOW_ID_PREFIX = "countersign-run-"
+
+
+def _run_id_of(workflow_id: str) -> str | None:
+    if workflow_id.startswith(_WORKFLOW_ID_PREFIX):
+        return workflow_id[len(_WORKFLOW_ID_PREFIX) :]
+    return None
+
+
+class RunContextFilter(logging.Filter):
+    """Adds ``run_id``, ``workflow_id`` and ``activity_type`` to records of a run.
+
+    Inside an activity they come from the activity's info; inside a workflow
+    from the ``temporal_workflow`` details that ``workflow.logger`` attaches.
+    Values a caller passed in ``extra`` are kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Enrich ``record``; never drops it."""
+        workflow_id: str | None = None
+        if activity.in_activity():
+            info = activity.info()
+            workflow_id = info.workflow_id
+            if getattr(record, "activity_type", None) is None:
+                record.activity_type = info.activity_type
+        else:
+            details = getattr(record, "temporal_workflow", None)
+            if isinstance(details, dict) and isinstance(details.get("workflow_id"), str):
+                workflow_id = details["workflow_id"]
+        if workflow_id:
+            if getattr(record, "workflow_id", None) is None:
+                record.workflow_id = workflow_id
+            if getattr(record, "run_id", None) is None:
+                record.run_id = _run_id_of(workflow_id)
+        return True
+
+
+def install_run_context(logger: logging.Logger | None = None) -> None:
+    """Add :class:`RunContextFilter` to the handlers of ``logger`` (default: root).
+
+    Handler filters see records from every logger that propagates to them;
+    a filter on the logger itself would miss its children.
+    """
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, RunContextFilter) for f in handler.filters):
+            handler.addFilter(RunContextFilter())
 
 
 def worker_metrics_address(settings: Settings) -> str | None:
