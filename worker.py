@@ -23,7 +23,12 @@ from activities.tools import ToolActivities
 from agents import AgentRegistry, ToolDeps, load_registry
 from agents.demo_db import DemoDatabase
 from countersign.logs import configure_logging
-from countersign.observability import configure_tracing, install_worker_runtime, with_interceptors
+from countersign.observability import (
+    configure_tracing,
+    install_run_context,
+    install_worker_runtime,
+    with_interceptors,
+)
 from countersign.settings import Settings, get_settings
 from countersign.temporal import connect
 from workflows.agent_run import AgentRunWorkflow
@@ -94,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     del argv
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    install_run_context()
     # Before any client exists: clients and workers keep the runtime they were made with.
     install_worker_runtime(settings)
 
