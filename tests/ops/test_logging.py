@@ -42,7 +42,8 @@ def json_lines() -> Iterator[io.StringIO]:
 async def test_activity_log_lines_carry_run_id(
     client: Client, worker: RunningWorker, model: ScriptedModel, json_lines: io.StringIO
 ) -> None:
-    model.script(MESSAGE, Reply(calls=[Call("delete_records", {"table_name": "sessions", "count": 3})]))
+    args = {"table_name": "sessions", "count": 3}
+    model.script(MESSAGE, Reply(calls=[Call("delete_records", args)]))
     run = build_run_input(
         worker.settings, agent_id="data_manager", message=MESSAGE, requester=ALICE
     )
