@@ -93,6 +93,16 @@ class DevStackSettings(BaseSettings):
         60.0, gt=0, validation_alias=AliasChoices("COUNTERSIGN_DEV_STARTUP_TIMEOUT")
     )
 
+    def database(self) -> Path:
+        """The SQLite file; a relative path is relative to the project root.
+
+        The children run in the project root (``data/demo.sqlite3`` lands
+        beside it), wherever ``make up`` was called from.
+        """
+        return (
+            self.db_filename if self.db_filename.is_absolute() else PROJECT_ROOT / self.db_filename
+        )
+
 
 class StackError(Exception):
     """The stack could not start or a part of it failed; the message says which."""
@@ -152,7 +162,7 @@ def server_command(settings: Settings, dev: DevStackSettings) -> list[str]:
         "--ui-port",
         str(dev.ui_port),
         "--db-filename",
-        str(dev.db_filename),
+        str(dev.database()),
         # Its warnings (dial errors while it shuts down...) are noise here.
         "--log-level",
         "error",
@@ -327,7 +337,7 @@ class DevStack:
             StopRequestedError: A signal arrived while starting.
             StackError: A part did not start.
         """
-        self.dev.db_filename.parent.mkdir(parents=True, exist_ok=True)
+        self.dev.database().parent.mkdir(parents=True, exist_ok=True)
         await self._spawn("temporal", server_command(self.settings, self.dev))
 
         async def server_answers() -> bool:
