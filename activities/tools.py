@@ -83,5 +83,10 @@ class ToolActivities:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-        logger.info("tool %s executed for %s", tool.name, invocation.idempotency_key)
+        logger.info(
+            "tool %s executed for %s",
+            tool.name,
+            invocation.idempotency_key,
+            extra={"tool_call_id": invocation.tool_call_id},
+        )
         return cap_output(output, invocation.output_limit)

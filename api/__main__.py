@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 from collections.abc import Iterator
 
 import uvicorn
@@ -71,3 +73,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # The process holds a Temporal client: leave without the interpreter teardown
+    # that the SDK's threads can abort (temporalio/sdk-python#300).
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)

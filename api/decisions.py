@@ -9,6 +9,7 @@ from the credentials, never from the body.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable
 from typing import NoReturn, TypeVar
 
@@ -17,6 +18,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from agents import Agent, ToolArgumentsError
+from api import metrics
 from api.errors import SESSION_MISMATCH, ApiError, is_connection_failure
 from api.schemas import ContinueToolEntry
 from api.service import RunHandle, finished_run_error, record_refusal, refusal_of
@@ -64,9 +66,12 @@ class DecisionAttempt:
         self.principal = principal
         self.entries = entries
         self.source = source
+        self.started = time.perf_counter()
+        self.decisions: list[DecisionInput] = []
 
     async def refuse(self, err: ApiError) -> NoReturn:
         """Record the refusal in the run's audit trail (if it is open), then raise it."""
+        metrics.record_refused_decisions(len(self.entries))
         if not self.view.status.is_final:
             await record_refusal(
                 self.handle,
@@ -109,8 +114,8 @@ class DecisionAttempt:
                     f"run {run.run_id} is {run.status.value}, not PAUSED: nothing to decide",
                 )
             )
-        decisions = [await self._decision(i, e) for i, e in enumerate(self.entries)]
-        return DecideRequest(decisions=decisions, principal=self.principal, source=self.source)
+        self.decisions = [await self._decision(i, e) for i, e in enumerate(self.entries)]
+        return DecideRequest(decisions=self.decisions, principal=self.principal, source=self.source)
 
     async def _decision(self, index: int, entry: ContinueToolEntry) -> DecisionInput:
         args = entry.tool_args
@@ -148,7 +153,7 @@ class DecisionAttempt:
                 is unreachable.
         """
         try:
-            return await call
+            result = await call
         except WorkflowUpdateFailedError as err:
             refusal = refusal_of(err)
             if refusal is None:
@@ -160,3 +165,5 @@ class DecisionAttempt:
                 raise ApiError.temporal_unavailable(err) from None
             # Updates to a closed workflow fail at the RPC level.
             raise finished_run_error(self.view.run_id, err) from None
+        metrics.observe_decisions(self.decisions, time.perf_counter() - self.started)
+        return result

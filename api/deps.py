@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request, status
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 
 from agents import Agent, AgentRegistry
 from api import auth
@@ -25,6 +25,7 @@ from api.errors import ApiError, is_connection_failure
 from api.policy import PERMISSION_ROLES, Permission
 from api.service import PendingWaits
 from countersign.models import Principal
+from countersign.observability import with_interceptors
 from countersign.security.rate_limit import RateLimited, RateLimiter, route_key
 from countersign.settings import Settings
 from countersign.temporal import connect
@@ -43,11 +44,13 @@ class AppState:
         waits: Temporal waits in flight, cancelled on shutdown.
         limiter: Requests per principal (or client address) and route.
         auth_failures: Failed authentications per client address.
+        interceptors: Client interceptors (tracing) for the connection made here.
     """
 
     settings: Settings
     registry: AgentRegistry
     client: Client | None = None
+    interceptors: Sequence[Interceptor] = ()
     waits: PendingWaits = field(default_factory=PendingWaits)
     limiter: RateLimiter = field(init=False)
     auth_failures: RateLimiter = field(init=False)
@@ -70,7 +73,7 @@ class AppState:
         async with self._connecting:
             if self.client is None:
                 try:
-                    self.client = await connect(self.settings)
+                    self.client = with_interceptors(await connect(self.settings), self.interceptors)
                 except RuntimeError as err:
                     if not is_connection_failure(err):
                         raise

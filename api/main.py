@@ -10,13 +10,14 @@ from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
 from agents import load_registry
-from api import errors
+from api import errors, metrics
 from api.deps import AppState, rate_limit_address, rate_limit_principal
+from api.errors import ApiError
 from api.routes import agents, approvals, decision_tokens, health, runs
+from countersign.observability import configure_tracing
 from countersign.security.decision_tokens import MIN_SECRET_BYTES
 from countersign.security.rate_limit import BodySizeLimitMiddleware
 from countersign.settings import Settings, get_settings
-from countersign.temporal import connect
 
 logger = logging.getLogger("countersign.api")
 
@@ -39,15 +40,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             "AUTHENTICATION IS DISABLED (COUNTERSIGN_AUTH_DISABLED=true): any caller may act as "
             "any user. Development only."
         )
+    tracing = configure_tracing(settings, "countersign-api")
+    if tracing is not None:
+        state.interceptors = tracing.interceptors
     if state.client is None:
         try:
-            state.client = await connect(settings)
-        except RuntimeError as err:
+            await state.ensure_client()
+        except ApiError as err:
             # Serve anyway: /health says so, other routes answer 503 and reconnect later.
             logger.warning("Temporal unreachable at %s: %s", settings.temporal_address, err)
     yield
     # Requests still waiting on Temporal answer now rather than hold shutdown up.
     state.waits.cancel_all()
+    if tracing is not None:
+        tracing.shutdown()
 
 
 def create_app(settings: Settings | None = None, client: Client | None = None) -> FastAPI:
@@ -81,12 +87,18 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         settings=settings, registry=load_registry(settings.agent_modules), client=client
     )
     errors.install(app)
+    state: AppState = app.state.countersign
+    app.add_middleware(metrics.RequestMetricsMiddleware)
     # Bodies are counted before any route (or authentication) reads them.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     # /health stays unlimited for load balancers; every other route is limited per
     # principal and route, the credential-less token route per client address.
     limited = [Depends(rate_limit_principal)]
     app.include_router(health.router)
+    # Prometheus scrapes /metrics without credentials, as it does /health.
+    app.include_router(
+        metrics.metrics_router(metrics.pending_approvals_counter(state.ensure_client))
+    )
     app.include_router(agents.router, dependencies=limited)
     app.include_router(runs.router, dependencies=limited)
     app.include_router(approvals.router, dependencies=limited)
