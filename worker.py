@@ -67,6 +67,9 @@ def build_worker(
         workflows=[AgentRunWorkflow],
         activities=[model.model_turn, tools.execute_tool, webhooks.deliver_webhook],
         graceful_shutdown_timeout=graceful_shutdown_timeout,
+        # Paused runs leave the cache and are replayed from history when a
+        # decision arrives, so memory follows this number, not the paused runs.
+        max_cached_workflows=settings.worker_max_cached_workflows,
     )
 
 

@@ -111,7 +111,8 @@ class Bench:
     async def create_paused(self) -> dict[str, Any]:
         response = await self.api.post(
             "/agents/data_manager/runs",
-            data={"message": SEED_MESSAGE, "user_id": "bench", "session_id": "bench"},
+            # A session per run: the figure is the run path, not session history reads.
+            data={"message": SEED_MESSAGE, "user_id": "bench", "session_id": uuid.uuid4().hex},
         )
         body: dict[str, Any] = response.json()
         if response.status_code != 200 or body.get("status") != "PAUSED":
@@ -128,7 +129,7 @@ class Bench:
         }
         response = await self.api.post(
             f"/agents/data_manager/runs/{run['run_id']}/continue",
-            data={"tools": json.dumps([decision]), "session_id": "bench", "user_id": "bench"},
+            data={"tools": json.dumps([decision]), "user_id": "bench"},
         )
         body: dict[str, Any] = response.json()
         if response.status_code != 200 or body.get("status") != "COMPLETED":
@@ -176,6 +177,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "COUNTERSIGN_MODEL": "demo",
             "COUNTERSIGN_DEMO_DB": str(data_dir / f"{task_queue}.sqlite3"),
             "COUNTERSIGN_LOG_LEVEL": "WARNING",
+            "COUNTERSIGN_WORKER_MAX_CACHED_WORKFLOWS": str(args.cache),
         }
         # A separate process, so that its memory can be read on its own.
         worker_proc = subprocess.Popen(  # noqa: ASYNC220 - starts once, before timing
@@ -305,6 +307,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
         "--paused", type=int, default=1000, help="runs paused at once (10000 for the full figure)"
+    )
+    parser.add_argument(
+        "--cache", type=int, default=200, help="worker's workflow cache (fewer than --paused)"
     )
     parser.add_argument("--data-dir", default=str(ROOT / "data" / "bench"))
     args = parser.parse_args()

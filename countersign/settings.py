@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         timedelta(seconds=1), validation_alias=_env("COUNTERSIGN_LLM_RETRY_INITIAL_INTERVAL")
     )
 
+    # Worker.
+    worker_max_cached_workflows: int = Field(
+        1000, ge=0, validation_alias=_env("COUNTERSIGN_WORKER_MAX_CACHED_WORKFLOWS")
+    )
+
     # Runs and tools.
     max_turns: int = Field(10, ge=1, validation_alias=_env("COUNTERSIGN_MAX_TURNS"))
     confirmation_ttl: timedelta = Field(
