@@ -8,7 +8,7 @@ not delete or notify twice.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -78,18 +78,35 @@ class DemoDatabase:
                 )
             conn.execute("COMMIT")
 
-    def _recorded(self, conn: sqlite3.Connection, key: str) -> str | None:
-        row = conn.execute(
-            "SELECT result FROM tool_effects WHERE idempotency_key=?", (key,)
-        ).fetchone()
-        return None if row is None else str(row[0])
+    def once(
+        self, idempotency_key: str, tool_name: str, effect: Callable[[sqlite3.Connection], str]
+    ) -> str:
+        """Make ``effect`` once per key; later calls return the first result.
 
-    def _record(self, conn: sqlite3.Connection, key: str, tool_name: str, result: str) -> None:
-        conn.execute(
-            "INSERT INTO tool_effects (idempotency_key, tool_name, result, created_at)"
-            " VALUES (?, ?, ?, ?)",
-            (key, tool_name, result, datetime.now(UTC).isoformat()),
-        )
+        The effect and the record of its key commit in one transaction, so a
+        retry after a crash either finds the record or finds nothing done.
+        """
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT result FROM tool_effects WHERE idempotency_key=?", (idempotency_key,)
+                ).fetchone()
+                if row is not None:
+                    conn.execute("ROLLBACK")
+                    return str(row[0])
+                result = effect(conn)
+                conn.execute(
+                    "INSERT INTO tool_effects (idempotency_key, tool_name, result, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (idempotency_key, tool_name, result, datetime.now(UTC).isoformat()),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return result
 
     def delete_oldest(self, table: str, count: int, idempotency_key: str) -> str:
         """Delete the ``count`` oldest rows of ``table``, once per key.
@@ -100,52 +117,32 @@ class DemoDatabase:
         if table not in SEED_TABLES:
             known = ", ".join(sorted(SEED_TABLES))
             raise LookupError(f"no table named {table!r} (tables: {known})")
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                previous = self._recorded(conn, idempotency_key)
-                if previous is not None:
-                    conn.execute("ROLLBACK")
-                    return previous
-                deleted = conn.execute(
-                    f"DELETE FROM {table} WHERE id IN"
-                    f" (SELECT id FROM {table} ORDER BY created_at, id LIMIT ?)",
-                    (count,),
-                ).rowcount
-                remaining = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                result = f"Deleted {deleted} records from {table} ({remaining} remain)"
-                self._record(conn, idempotency_key, "delete_records", result)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        return result
+
+        def delete(conn: sqlite3.Connection) -> str:
+            deleted = conn.execute(
+                f"DELETE FROM {table} WHERE id IN"
+                f" (SELECT id FROM {table} ORDER BY created_at, id LIMIT ?)",
+                (count,),
+            ).rowcount
+            remaining = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            return f"Deleted {deleted} records from {table} ({remaining} remain)"
+
+        return self.once(idempotency_key, "delete_records", delete)
 
     def enqueue_notification(
         self, recipient: str, channel: str, message: str, idempotency_key: str
     ) -> str:
         """Put a notification in the outbox, once per key."""
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                previous = self._recorded(conn, idempotency_key)
-                if previous is not None:
-                    conn.execute("ROLLBACK")
-                    return previous
-                cursor = conn.execute(
-                    "INSERT INTO outbox (idempotency_key, recipient, channel, message, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (idempotency_key, recipient, channel, message, datetime.now(UTC).isoformat()),
-                )
-                result = f"Notification #{cursor.lastrowid} queued for {recipient} via {channel}"
-                self._record(conn, idempotency_key, "send_notification", result)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        return result
+
+        def enqueue(conn: sqlite3.Connection) -> str:
+            cursor = conn.execute(
+                "INSERT INTO outbox (idempotency_key, recipient, channel, message, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (idempotency_key, recipient, channel, message, datetime.now(UTC).isoformat()),
+            )
+            return f"Notification #{cursor.lastrowid} queued for {recipient} via {channel}"
+
+        return self.once(idempotency_key, "send_notification", enqueue)
 
     def count(self, table: str) -> int:
         """Rows left in a demo table."""
