@@ -100,8 +100,12 @@ class AgentRunWorkflow:
             self._audit(AuditKind.RUN_STARTED, principal=input.requester, detail=input.message)
         try:
             while state.status is RunStatus.RUNNING:
-                if workflow.info().is_continue_as_new_suggested():
-                    await workflow.wait_condition(workflow.all_handlers_finished)
+                # Only between turns with no caller attached: a waiting update
+                # (wait_settled, decide) must get its answer from this run.
+                if (
+                    workflow.info().is_continue_as_new_suggested()
+                    and workflow.all_handlers_finished()
+                ):
                     await self._drain_deliveries()
                     workflow.continue_as_new(input.model_copy(update={"carried": state}))
                 if state.turns >= input.options.max_turns:

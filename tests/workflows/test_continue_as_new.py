@@ -1,0 +1,80 @@
+"""Long runs continue as new when Temporal suggests it, and lose nothing on the way."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from countersign import search_attributes as sa
+from countersign.digest import first_broken_link
+from countersign.models import CallState, Principal, RunStatus
+from countersign.runs import build_run_input, workflow_id
+from tests.agents_for_tests import AGENT_ID
+from tests.conftest import DEV_SERVER_ARGS, make_settings, temporal_cli
+from tests.scripted_openai import Call, Reply, ScriptedModel
+from tests.workflows.helpers import TEST_AGENT_MODULES, running_worker
+from workflows.agent_run import AgentRunWorkflow
+
+COUNT = Call("count_rows", {"table_name": "orders"})
+
+
+@pytest.fixture(scope="module")
+async def small_history_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server that suggests continue-as-new after a few history events."""
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        data_converter=pydantic_data_converter,
+        search_attributes=sa.ALL,
+        dev_server_extra_args=[
+            *DEV_SERVER_ARGS,
+            "--dynamic-config-value",
+            "limit.historyCount.suggestContinueAsNew=12",
+        ],
+    ) as environment:
+        yield environment
+
+
+async def test_run_continues_as_new_and_keeps_its_state(
+    small_history_env: WorkflowEnvironment, model: ScriptedModel, tmp_path: Path
+) -> None:
+    client = small_history_env.client
+    message = "Count the orders four times"
+    model.script(message, *(Reply(calls=[COUNT]) for _ in range(4)))
+    settings = make_settings(
+        model, tmp_path, f"tq-{uuid.uuid4()}", agent_modules=TEST_AGENT_MODULES
+    )
+    run = build_run_input(
+        settings, agent_id=AGENT_ID, message=message, requester=Principal(id="alice")
+    )
+    async with running_worker(client, settings):
+        handle = await client.start_workflow(
+            AgentRunWorkflow.run,
+            run,
+            id=workflow_id(run.run_id),
+            task_queue=settings.temporal_task_queue,
+        )
+        done = await handle.result()
+        first_history = await client.get_workflow_handle(
+            handle.id, run_id=handle.result_run_id
+        ).fetch_history()
+        trail = await client.get_workflow_handle(handle.id).query(AgentRunWorkflow.audit)
+
+    assert (
+        first_history.events[-1].event_type
+        == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    )
+    assert done.status is RunStatus.COMPLETED
+    assert done.turns == 5
+    assert [t.state for t in done.tools] == [CallState.EXECUTED] * 4
+    assert done.message == message
+    assert done.content is not None
+    assert done.content.startswith("Final answer: orders has 500 rows")
+    assert first_broken_link(trail) is None
+    assert trail[0].kind.value == "run.started"
+    assert trail[-1].kind.value == "run.finished"
