@@ -82,7 +82,11 @@ class AppState:
             return self.client
 
 
-def app_state(request: Request) -> AppState:
+# Dependencies that do no I/O are async anyway: FastAPI runs sync ones in a
+# thread pool, a hop per dependency per request for nothing.
+
+
+async def app_state(request: Request) -> AppState:
     """The process-wide state that ``create_app`` attached."""
     state: AppState = request.app.state.countersign
     return state
@@ -91,15 +95,15 @@ def app_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(app_state)]
 
 
-def _settings(state: StateDep) -> Settings:
+async def _settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def _registry(state: StateDep) -> AgentRegistry:
+async def _registry(state: StateDep) -> AgentRegistry:
     return state.registry
 
 
-def _waits(state: StateDep) -> PendingWaits:
+async def _waits(state: StateDep) -> PendingWaits:
     return state.waits
 
 
@@ -186,7 +190,7 @@ def get_agent(registry: AgentRegistry, agent_id: str) -> Agent:
     return agent
 
 
-def _agent(agent_id: str, registry: RegistryDep) -> Agent:
+async def _agent(agent_id: str, registry: RegistryDep) -> Agent:
     return get_agent(registry, agent_id)
 
 
