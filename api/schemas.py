@@ -30,6 +30,21 @@ from countersign.models import (
 SEED_MESSAGE = "Delete 50 old records from the users table"
 EXAMPLE_RUN_ID = "6f1c2b9e0a7d4c4f8e3b5a2d1c0f9e8d"
 EXAMPLE_CALL_ID = "fc_08fcec4a7403d0170069800cf3f76081968afd06038b259278"
+
+# The seed's continue request (api.http, step 2), as JSON.
+EXAMPLE_SEED_CONTINUE: dict[str, Any] = {
+    "tools": [
+        {
+            "tool_call_id": EXAMPLE_CALL_ID,
+            "tool_name": "delete_records",
+            "tool_args": {"table_name": "users", "count": 50},
+            "confirmed": True,
+        }
+    ],
+    "session_id": "test_session",
+    "user_id": "test_user",
+    "stream": False,
+}
 EXAMPLE_DIGEST = "9c4f0e3b5f1d6a2e8b7c0d9e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c"
 APPROVAL_ID_SEPARATOR = ":"
 
@@ -145,23 +160,7 @@ class RunContinue(BaseModel):
 
     model_config = ConfigDict(
         extra="ignore",
-        json_schema_extra={
-            "examples": [
-                {
-                    "tools": [
-                        {
-                            "tool_call_id": EXAMPLE_CALL_ID,
-                            "tool_name": "delete_records",
-                            "tool_args": {"table_name": "users", "count": 50},
-                            "confirmed": True,
-                        }
-                    ],
-                    "session_id": "test_session",
-                    "user_id": "test_user",
-                    "stream": False,
-                }
-            ]
-        },
+        json_schema_extra={"examples": [EXAMPLE_SEED_CONTINUE]},
     )
 
 

@@ -22,6 +22,7 @@ from api.schemas import (
     EXAMPLE_CALL_ID,
     EXAMPLE_COMPLETED_RUN,
     EXAMPLE_PAUSED_RUN,
+    EXAMPLE_SEED_CONTINUE,
     SEED_MESSAGE,
     AuditTrail,
     RunContinue,
@@ -179,19 +180,7 @@ async def create_run(
     openapi_extra=request_body(
         RunContinue,
         {
-            "seed": {
-                "tools": [
-                    {
-                        "tool_call_id": EXAMPLE_CALL_ID,
-                        "tool_name": "delete_records",
-                        "tool_args": {"table_name": "users", "count": 50},
-                        "confirmed": True,
-                    }
-                ],
-                "session_id": "test_session",
-                "user_id": "test_user",
-                "stream": False,
-            },
+            "seed": EXAMPLE_SEED_CONTINUE,
             "reject": {
                 "tools": [
                     {"tool_call_id": EXAMPLE_CALL_ID, "confirmed": False, "note": "not today"}
