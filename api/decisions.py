@@ -32,7 +32,7 @@ from countersign.models import (
     RunStatus,
     RunView,
 )
-from countersign.runs import run_handle
+from countersign.runs import NotAcceptedError, run_handle
 
 T = TypeVar("T")
 
@@ -160,6 +160,11 @@ class DecisionAttempt:
                 raise
             code, message = refusal
             await self.refuse(ApiError.refusal(code, message))
+        except NotAcceptedError as err:
+            raise ApiError.worker_unavailable(
+                f"{err}; Temporal holds them and they apply, if still valid, when a worker"
+                " takes the run: GET the run to see"
+            ) from None
         except RPCError as err:
             if is_connection_failure(err):
                 raise ApiError.temporal_unavailable(err) from None

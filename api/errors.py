@@ -30,6 +30,7 @@ UNKNOWN_APPROVAL = "unknown_approval"
 SESSION_MISMATCH = "session_mismatch"
 RUN_EXISTS = "run_exists"
 TEMPORAL_UNAVAILABLE = "temporal_unavailable"
+WORKER_UNAVAILABLE = "worker_unavailable"
 SHUTTING_DOWN = "shutting_down"
 FORBIDDEN = "forbidden"
 UNAUTHENTICATED = "unauthenticated"
@@ -90,6 +91,16 @@ class ApiError(Exception):
     def refusal(cls, code: ErrorCode, detail: str) -> ApiError:
         """A workflow refusal as an HTTP error."""
         return cls(REFUSAL_STATUS.get(code, status.HTTP_409_CONFLICT), code.value, detail)
+
+    @classmethod
+    def worker_unavailable(cls, detail: str) -> ApiError:
+        """Temporal answered, but no worker served the run in time."""
+        return cls(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            WORKER_UNAVAILABLE,
+            detail,
+            headers={"Retry-After": "5"},
+        )
 
     @classmethod
     def temporal_unavailable(cls, err: BaseException) -> ApiError:

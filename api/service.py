@@ -13,7 +13,7 @@ import binascii
 import inspect
 import logging
 from collections.abc import Awaitable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from fastapi import status
@@ -36,6 +36,7 @@ from api.errors import (
     INVALID_REQUEST,
     SHUTTING_DOWN,
     UNKNOWN_RUN,
+    WORKER_UNAVAILABLE,
     ApiError,
     is_connection_failure,
 )
@@ -48,6 +49,7 @@ from countersign.models import (
     ErrorCode,
     Principal,
     RefusedAttempt,
+    RunInput,
     RunStatus,
     RunView,
 )
@@ -135,6 +137,46 @@ def _is_not_found(err: RPCError) -> bool:
     return err.status is RPCStatusCode.NOT_FOUND
 
 
+#: How long reading an open run waits for a worker to answer its query.
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+def _no_worker(err: RPCError) -> bool:
+    # A query times out when no worker answers (the client reports its own
+    # deadline as CANCELLED "Timeout expired"); the server answers "no poller"
+    # at once when a queue's workers stopped polling a while ago.
+    return (
+        err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+        or "no poller" in err.message
+    )
+
+
+async def view_or_started(client: Client, run: RunInput) -> RunView:
+    """The run as it is, or as it was started when no worker has taken it yet."""
+    try:
+        return await get_view(client, run.run_id)
+    except ApiError as err:
+        if err.code != WORKER_UNAVAILABLE:
+            raise
+    return started_view(run)
+
+
+def started_view(run: RunInput) -> RunView:
+    """A run that is started in Temporal but that no worker has taken yet."""
+    now = datetime.now(UTC)
+    return RunView(
+        run_id=run.run_id,
+        agent_id=run.agent_id,
+        session_id=run.session_id,
+        user_id=run.user_id,
+        status=RunStatus.RUNNING,
+        message=run.message,
+        created_at=now,
+        updated_at=now,
+        requester=run.requester,
+    )
+
+
 async def get_view(client: Client, run_id: str) -> RunView:
     """The run's view: a query while it is open, its result once closed.
 
@@ -147,13 +189,20 @@ async def get_view(client: Client, run_id: str) -> RunView:
     handle = run_handle(client, run_id)
     try:
         return await handle.query(
-            AgentRunWorkflow.state, reject_condition=QueryRejectCondition.NOT_OPEN
+            AgentRunWorkflow.state,
+            reject_condition=QueryRejectCondition.NOT_OPEN,
+            rpc_timeout=QUERY_TIMEOUT,
         )
     except WorkflowQueryRejectedError:
         pass
     except RPCError as err:
         if _is_not_found(err):
             raise _unknown_run(run_id) from None
+        if _no_worker(err):
+            raise ApiError.worker_unavailable(
+                f"no worker answered for run {run_id} within {QUERY_TIMEOUT.total_seconds():g} s;"
+                " it is safe in Temporal and answers once a worker polls its task queue"
+            ) from None
         raise
     try:
         return await handle.result()

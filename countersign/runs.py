@@ -16,6 +16,7 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
@@ -35,6 +36,17 @@ from countersign.settings import Settings
 from workflows.agent_run import AgentRunWorkflow
 
 WORKFLOW_ID_PREFIX = "countersign-run-"
+# How long a call waits for a worker to take an update when it has no wait budget.
+ACCEPT_TIMEOUT = timedelta(seconds=30)
+
+
+class NotAcceptedError(Exception):
+    """No worker took an update in time.
+
+    The server keeps an update it admitted and hands it to the run's next
+    worker, where the validator still decides; only a restart of the Temporal
+    server before then drops it.
+    """
 
 
 def workflow_id(run_id: str) -> str:
@@ -115,6 +127,10 @@ async def start_run(
     Returns:
         The workflow handle and the settled run, or ``None`` when the wait
         budget ran out first (the run goes on).
+
+    Raises:
+        NotAcceptedError: The workflow is started but no worker took it within
+            ``wait`` (or ``ACCEPT_TIMEOUT``); it runs when a worker polls.
     """
     operation = WithStartWorkflowOperation(
         AgentRunWorkflow.run,
@@ -125,27 +141,56 @@ async def start_run(
         search_attributes=_search_attributes(run),
         static_summary=f"{run.agent_id}: {run.message[:200]}",
     )
+    deadline = _deadline(wait)
     try:
         update = await client.start_update_with_start_workflow(
             AgentRunWorkflow.wait_settled,
             0,
             start_workflow_operation=operation,
             wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            rpc_timeout=wait or ACCEPT_TIMEOUT,
         )
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        await _read_handle_future(operation)
+        if _cancelling():
+            raise
+        raise NotAcceptedError(
+            f"run {run.run_id} is started but no worker took it within "
+            f"{(wait or ACCEPT_TIMEOUT).total_seconds():g} s; it runs when one does"
+        ) from None
     except BaseException:
-        # The SDK also puts the failure in the operation's handle future; read it
-        # so asyncio does not report it as never retrieved.
-        with contextlib.suppress(BaseException):
-            await operation.workflow_handle()
+        await _read_handle_future(operation)
         raise
     handle = await operation.workflow_handle()
     if wait is None:
         return handle, None
     try:
-        view = await asyncio.wait_for(update.result(), wait.total_seconds())
+        view = await asyncio.wait_for(update.result(), _remaining(deadline))
     except TimeoutError:
         return handle, None
     return handle, view
+
+
+async def _read_handle_future(operation: WithStartWorkflowOperation[Any, Any]) -> None:
+    # The SDK also puts a failure in the operation's handle future; read it so
+    # asyncio does not report it as never retrieved.
+    with contextlib.suppress(BaseException):
+        await operation.workflow_handle()
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _deadline(wait: timedelta | None) -> float | None:
+    return None if wait is None else asyncio.get_running_loop().time() + wait.total_seconds()
+
+
+def _remaining(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    return max(deadline - asyncio.get_running_loop().time(), 0.0)
 
 
 def run_handle(client: Client, run_id: str) -> WorkflowHandle[AgentRunWorkflow, RunView]:
@@ -165,17 +210,31 @@ async def decide(
         temporalio.client.WorkflowUpdateFailedError: The workflow refused the
             decisions; the cause is an ``ApplicationError`` whose ``type`` is
             an :class:`~countersign.models.ErrorCode`.
+        NotAcceptedError: No worker took them within ``wait`` (or
+            ``ACCEPT_TIMEOUT``); Temporal keeps them for the run's next worker.
 
     Returns:
         The run after it settled again, or ``None`` when ``wait`` ran out first
         (the decisions are applied either way once accepted).
     """
-    update = await handle.start_update(
-        AgentRunWorkflow.decide, request, wait_for_stage=WorkflowUpdateStage.ACCEPTED
-    )
+    deadline = _deadline(wait)
+    try:
+        update = await handle.start_update(
+            AgentRunWorkflow.decide,
+            request,
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            rpc_timeout=wait or ACCEPT_TIMEOUT,
+        )
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        if _cancelling():
+            raise
+        raise NotAcceptedError(
+            f"no worker took the decisions for {handle.id} within "
+            f"{(wait or ACCEPT_TIMEOUT).total_seconds():g} s"
+        ) from None
     if wait is None:
         return None
     try:
-        return await asyncio.wait_for(update.result(), wait.total_seconds())
+        return await asyncio.wait_for(update.result(), _remaining(deadline))
     except TimeoutError:
         return None

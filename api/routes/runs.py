@@ -7,6 +7,7 @@ answer 202 with the run as it is, and the run goes on.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
@@ -36,14 +37,18 @@ from api.service import (
     get_view,
     list_page,
     session_context,
+    started_view,
     summary_of,
+    view_or_started,
     visibility_query,
     wait_settled,
 )
 from countersign import search_attributes as sa
 from countersign.digest import first_broken_link
 from countersign.models import RunStatus, RunView
-from countersign.runs import build_run_input, decide, start_run
+from countersign.runs import NotAcceptedError, build_run_input, decide, run_handle, start_run
+
+logger = logging.getLogger("countersign.api")
 
 router = APIRouter(prefix="/agents/{agent_id}/runs", tags=["runs"])
 
@@ -145,11 +150,16 @@ async def create_run(
     )
     task_queue = settings.temporal_task_queue
     if body.stream:
-        handle, _ = await waits.run(start_run(client, run, task_queue=task_queue, wait=None))
+        try:
+            handle, _ = await waits.run(
+                start_run(client, run, task_queue=task_queue, wait=settings.wait_budget)
+            )
+        except NotAcceptedError:
+            handle = run_handle(client, run.run_id)
 
         async def settle() -> RunView:
             view = await waits.run(wait_settled(handle, 0, settings.wait_budget))
-            return view or await get_view(client, run.run_id)
+            return view or await view_or_started(client, run)
 
         first = StartedEvent(
             event=RunEvent.RUN_STARTED,
@@ -160,11 +170,15 @@ async def create_run(
         return StreamingResponse(
             stream_run(first, None, settle), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
         )
-    _, settled = await waits.run(
-        start_run(client, run, task_queue=task_queue, wait=settings.wait_budget)
-    )
+    try:
+        _, settled = await waits.run(
+            start_run(client, run, task_queue=task_queue, wait=settings.wait_budget)
+        )
+    except NotAcceptedError as err:
+        logger.warning("%s", err)
+        return run_response(started_view(run), settled=False)
     if settled is None:
-        return run_response(await get_view(client, run.run_id), settled=False)
+        return run_response(await view_or_started(client, run), settled=False)
     return run_response(settled)
 
 
