@@ -51,6 +51,7 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 test: lint ## Lint, type-check and run the whole test suite
+	@$(COMPILE)
 	$(BIN)/pytest -q -p no:cacheprovider; status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$status
 
