@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,11 +117,16 @@ class RunningWorker:
         return self.settings.temporal_task_queue
 
 
+@asynccontextmanager
+async def run_worker(client: Client, settings: Settings) -> AsyncIterator[RunningWorker]:
+    """Run the product's worker with ``settings`` for the duration of the block."""
+    async with build_worker(client, settings) as running:
+        yield RunningWorker(running, settings, DemoDatabase(settings.demo_db_path))
+
+
 @pytest.fixture
 async def worker(
     client: Client, model: ScriptedModel, tmp_path: Path
 ) -> AsyncIterator[RunningWorker]:
-    settings = make_settings(model, tmp_path, f"tq-{uuid.uuid4()}")
-    running = build_worker(client, settings)
-    async with running:
-        yield RunningWorker(running, settings, DemoDatabase(settings.demo_db_path))
+    async with run_worker(client, make_settings(model, tmp_path, f"tq-{uuid.uuid4()}")) as w:
+        yield w

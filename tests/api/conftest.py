@@ -15,12 +15,10 @@ import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from agents.demo_db import DemoDatabase
 from api.main import create_app
 from countersign.settings import Settings
-from tests.conftest import RunningWorker, make_settings
+from tests.conftest import RunningWorker, make_settings, run_worker
 from tests.scripted_openai import Call, Reply, ScriptedModel
-from worker import build_worker
 
 SEED_MESSAGE = "Delete 50 old records from the users table"
 SEED_ARGS = {"table_name": "users", "count": 50}
@@ -48,9 +46,8 @@ async def worker(
     client: Client, model: ScriptedModel, tmp_path: Path
 ) -> AsyncIterator[RunningWorker]:
     """A worker that also runs the API tests' agent (overrides the shared fixture)."""
-    settings = api_settings(model, tmp_path, f"tq-{uuid.uuid4()}")
-    async with build_worker(client, settings) as running:
-        yield RunningWorker(running, settings, DemoDatabase(settings.demo_db_path))
+    async with run_worker(client, api_settings(model, tmp_path, f"tq-{uuid.uuid4()}")) as running:
+        yield running
 
 
 @dataclass

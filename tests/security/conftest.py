@@ -30,10 +30,9 @@ from countersign.runs import workflow_id
 from countersign.security.api_keys import ApiKeyStore
 from countersign.settings import Settings
 from tests.api.conftest import eventually
-from tests.conftest import RunningWorker, make_settings
+from tests.conftest import RunningWorker, make_settings, run_worker
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.security.live import serving
-from worker import build_worker
 
 SEC_AGENTS = "tests.security.agents_for_security"
 AGENT = "sec_ops"
@@ -73,8 +72,8 @@ async def worker(
 ) -> AsyncIterator[RunningWorker]:
     """A worker that also runs the security agent (overrides the shared fixture)."""
     settings = security_settings(model, tmp_path, f"tq-sec-{uuid.uuid4()}")
-    async with build_worker(client, settings) as running:
-        yield RunningWorker(running, settings, DemoDatabase(settings.demo_db_path))
+    async with run_worker(client, settings) as running:
+        yield running
 
 
 @dataclass
