@@ -100,11 +100,13 @@ class AgentRunWorkflow:
             self._audit(AuditKind.RUN_STARTED, principal=input.requester, detail=input.message)
         try:
             while state.status is RunStatus.RUNNING:
-                # Only between turns with no caller attached: a waiting update
-                # (wait_settled, decide) must get its answer from this run.
+                # Only between turns with no caller attached (a waiting update
+                # must get its answer from this run) and no webhook in flight (a
+                # receiver that is down must not hold the run up).
                 if (
                     workflow.info().is_continue_as_new_suggested()
                     and workflow.all_handlers_finished()
+                    and all(delivery.done() for delivery in self._deliveries)
                 ):
                     await self._drain_deliveries()
                     workflow.continue_as_new(input.model_copy(update={"carried": state}))
