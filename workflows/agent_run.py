@@ -283,15 +283,11 @@ class AgentRunWorkflow:
 
     def _expire(self, record: CallRecord) -> None:
         assert record.policy is not None and record.expires_at is not None
-        record.state = CallState.EXPIRED
-        record.result = f"denied: confirmation expired at {record.expires_at.isoformat()}"
-        self._audit(
-            AuditKind.APPROVAL_EXPIRED,
-            tool_call_id=record.tool_call_id,
-            detail=record.result,
-            data={"on_timeout": record.policy.on_timeout.value},
+        self._deny(
+            record,
+            f"denied: confirmation expired at {record.expires_at.isoformat()}",
+            {"on_timeout": record.policy.on_timeout.value},
         )
-        self._notify(WebhookEvent.APPROVAL_EXPIRED, {"tool": record.view().model_dump(mode="json")})
         if record.policy.on_timeout is TimeoutAction.CANCEL_RUN and self._cancel_reason is None:
             self._cancel_reason = (
                 f"run cancelled: confirmation of {record.tool_name} ({record.tool_call_id})"
@@ -300,13 +296,21 @@ class AgentRunWorkflow:
 
     def _deny_on_cancel(self, record: CallRecord, data: JsonObject | None = None) -> None:
         assert self._cancel_reason is not None
+        self._deny(
+            record,
+            f"denied: {self._cancel_reason}",
+            data or {"on_timeout": TimeoutAction.CANCEL_RUN.value, "run_cancelled": True},
+        )
+
+    def _deny(self, record: CallRecord, result: str, data: JsonObject) -> None:
+        """End a waiting call as EXPIRED (a deny), recorded and pushed."""
         record.state = CallState.EXPIRED
-        record.result = f"denied: {self._cancel_reason}"
+        record.result = result
         self._audit(
             AuditKind.APPROVAL_EXPIRED,
             tool_call_id=record.tool_call_id,
-            detail=record.result,
-            data=data or {"on_timeout": TimeoutAction.CANCEL_RUN.value, "run_cancelled": True},
+            detail=result,
+            data=data,
         )
         self._notify(WebhookEvent.APPROVAL_EXPIRED, {"tool": record.view().model_dump(mode="json")})
 
