@@ -11,8 +11,9 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -38,6 +39,28 @@ logger = logging.getLogger("countersign.worker")
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
 
+class CountersignWorker(Worker):
+    """A Temporal worker that closes its activities' HTTP clients once it stops.
+
+    Without this, clients are closed by the garbage collector, which warns
+    about a close that was never awaited.
+    """
+
+    def __init__(
+        self, *args: Any, closers: Sequence[Callable[[], Awaitable[None]]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._closers = closers
+
+    async def run(self) -> None:
+        """Run until shut down (``async with`` runs this too), then close the clients."""
+        try:
+            await super().run()
+        finally:
+            for close in self._closers:
+                await close()
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -61,8 +84,9 @@ def build_worker(
     model = ModelActivities(registry, settings)
     tools = ToolActivities(registry, ToolDeps(demo_db=demo_db))
     webhooks = WebhookActivities(settings)
-    return Worker(
+    return CountersignWorker(
         client,
+        closers=[model.aclose, webhooks.aclose],
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=[AgentRunWorkflow],
         activities=[model.model_turn, tools.execute_tool, webhooks.deliver_webhook],

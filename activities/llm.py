@@ -143,6 +143,12 @@ class ModelActivities:
                 settings.openai_base_url or "api.openai.com",
             )
 
+    async def aclose(self) -> None:
+        """Close the model client's connections (the worker calls it when it stops)."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
     def _openai(self) -> AsyncOpenAI:
         if self._client is None:
             key = self._settings.openai_api_key

@@ -47,6 +47,10 @@ class WebhookActivities:
         self._secret = secret.get_secret_value() if secret else None
         self._client = client or httpx.AsyncClient(timeout=settings.webhook_timeout.total_seconds())
 
+    async def aclose(self) -> None:
+        """Close the HTTP client's connections (the worker calls it when it stops)."""
+        await self._client.aclose()
+
     @activity.defn(name=DELIVER_WEBHOOK_ACTIVITY)
     async def deliver_webhook(self, delivery: WebhookDelivery) -> int:
         """Send one event to every receiver that has not taken it yet.
