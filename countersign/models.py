@@ -20,6 +20,17 @@ MODEL_TURN_ACTIVITY = "model_turn"
 EXECUTE_TOOL_ACTIVITY = "execute_tool"
 DELIVER_WEBHOOK_ACTIVITY = "deliver_webhook"
 
+# The run workflow's type and handler names. The workflow declares its handlers
+# with these and the client calls them by these, so the client never imports
+# the workflow module (which imports this package).
+RUN_WORKFLOW = "AgentRunWorkflow"
+DECIDE_UPDATE = "decide"
+WAIT_SETTLED_UPDATE = "wait_settled"
+DECIDE_SIGNAL = "decide_signal"
+RECORD_REFUSAL_SIGNAL = "record_refused_attempt"
+STATE_QUERY = "state"
+AUDIT_QUERY = "audit"
+
 
 class RunStatus(StrEnum):
     """Run status, with the same strings as the seed's framework."""
