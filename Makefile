@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SOURCES := agents activities workflows countersign api worker.py
+SOURCES := countersign workflows activities api cli devstack worker.py
 # The workflow sandbox imports the workflow module afresh for every run; with
 # bytecode on disk it loads it instead of compiling it each time (it matters
 # where PYTHONDONTWRITEBYTECODE is set). Cheap when nothing changed.
@@ -26,10 +26,10 @@ install: $(STAMP) ## Create the virtualenv and install the project with its dev 
 
 up: $(STAMP) ## Run Temporal dev server + worker + API on :7777 (Ctrl-C stops all)
 	@$(COMPILE)
-	$(BIN)/python -m countersign.devstack
+	$(BIN)/python -m devstack
 
 demo: $(STAMP) ## Against `make up`: the seed's request pauses, confirming completes it
-	$(BIN)/python -m countersign.demo
+	$(BIN)/python -m devstack.demo
 
 ui-screenshot: $(STAMP) ## Redo docs/temporal-ui-paused-run.png (needs Debian's chromium)
 	$(BIN)/python docs/screenshot.py

@@ -21,8 +21,8 @@ from temporalio.worker import Worker
 from activities.llm import ModelActivities
 from activities.notify import WebhookActivities
 from activities.tools import ToolActivities
-from agents import AgentRegistry, ToolDeps, load_registry
-from agents.demo_db import DemoDatabase
+from countersign import AgentRegistry, ToolDeps, load_registry
+from countersign.demo_db import DemoDatabase
 from countersign.logs import configure_logging
 from countersign.observability import (
     configure_tracing,

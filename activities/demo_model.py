@@ -14,7 +14,7 @@ import json
 import re
 
 from activities.raw_turn import RawTurn
-from agents import Agent
+from countersign import Agent
 from countersign.models import ChatMessage, ModelToolCall, ModelTurnInput, Usage
 
 DEMO_MODEL_NAME = "countersign-demo (offline, not an LLM)"

@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.demo_model import DEMO_MODEL_NAME, demo_turn
 from activities.raw_turn import RawTurn
-from agents import Agent, AgentRegistry, ToolArgumentsError
+from countersign import Agent, AgentRegistry, ToolArgumentsError
 from countersign.models import (
     MODEL_TURN_ACTIVITY,
     ChatMessage,

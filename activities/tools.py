@@ -10,7 +10,7 @@ from datetime import timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from agents import AgentRegistry, ToolArgumentsError, ToolContext, ToolDeps, ToolError
+from countersign import AgentRegistry, ToolArgumentsError, ToolContext, ToolDeps, ToolError
 from countersign.models import EXECUTE_TOOL_ACTIVITY, ToolInvocation, ToolResult
 
 logger = logging.getLogger(__name__)

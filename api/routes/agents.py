@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 
-from agents import Agent, Tool
 from api.deps import AgentDep, Reader, RegistryDep, SettingsDep
 from api.errors import responses
 from api.schemas import AgentPublic, AgentToolPublic, Confirmation
+from countersign import Agent, Tool
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import Response
 from temporalio.client import Client
 
-from agents import AgentRegistry
 from api import policy
 from api.decisions import DecisionAttempt
 from api.deps import (
@@ -46,6 +45,7 @@ from api.schemas import (
     split_approval_id,
 )
 from api.service import PendingWaits, get_view, list_page, open_views, pending_approvals_query
+from countersign import AgentRegistry
 from countersign.models import (
     CallState,
     DecisionSource,

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from agents import Agent, tool
+from countersign import Agent, tool
 
 AGENT_ID = "api_ops"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from agents.demo_db import DemoDatabase
+from countersign.demo_db import DemoDatabase
 from tests.api.conftest import SEED_ARGS, SEED_MESSAGE, api_for, api_settings
 from tests.scripted_openai import ScriptedModel
 from worker import build_worker

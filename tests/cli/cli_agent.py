@@ -3,8 +3,8 @@ holds no other test's paused runs under its id."""
 
 from __future__ import annotations
 
-from agents.agent import Agent
-from agents.data_manager import delete_records
+from countersign.agent import Agent
+from countersign.data_manager import delete_records
 
 agent = Agent(
     id="cli_operator",

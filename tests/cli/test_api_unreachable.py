@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from countersign.cli import main
+from cli.main import main
 
 
 def closed_port_url() -> str:
@@ -46,7 +46,7 @@ def test_api_not_running_console_script_has_no_traceback() -> None:
     url = closed_port_url()
 
     done = subprocess.run(
-        [sys.executable, "-m", "countersign.cli", "approvals", "list"],
+        [sys.executable, "-m", "cli", "approvals", "list"],
         env={"COUNTERSIGN_API_URL": url, "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

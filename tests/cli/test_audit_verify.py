@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cli.main import main
 from countersign.audit_export import export_file
-from countersign.cli import main
 from tests.security.trails import trail
 
 

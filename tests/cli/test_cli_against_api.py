@@ -18,9 +18,9 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from agents.demo_db import DemoDatabase
 from api.main import create_app
-from countersign.cli import main
+from cli.main import main
+from countersign.demo_db import DemoDatabase
 from tests.conftest import RunningWorker, make_settings
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.security.live import serving

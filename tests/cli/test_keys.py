@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from countersign.cli import main
+from cli.main import main
 from countersign.security.api_keys import ApiKeyStore
 
 

@@ -15,8 +15,8 @@ import yaml
 from pydantic import AliasChoices
 
 from countersign import search_attributes
-from countersign.devstack import SEARCH_ATTRIBUTE_CLI_TYPES
 from countersign.settings import Settings
+from devstack.temporal_server import SEARCH_ATTRIBUTE_CLI_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from countersign.demo import run_demo
+from devstack.demo import run_demo
 from tests.ops.helpers import eventually, free_port, http_get_text
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -158,7 +158,7 @@ async def test_devstack_stops_all_when_a_child_dies(tmp_path: Path, stopper: lis
         COUNTERSIGN_DEV_DB=str(tmp_path / "temporal.sqlite3"),
         COUNTERSIGN_DEMO_DB=str(tmp_path / "demo.sqlite3"),
     )
-    command = [sys.executable, "-m", "countersign.devstack", "--no-api"]
+    command = [sys.executable, "-m", "devstack", "--no-api"]
     stack = await start(command, PROJECT_ROOT, env)
     stopper.append(stack)
     await stack.wait_for_line(UP_BANNER, within=60)
@@ -182,7 +182,7 @@ async def test_devstack_stops_cleanly_on_sigterm(tmp_path: Path, stopper: list[R
         COUNTERSIGN_DEV_DB=str(tmp_path / "temporal.sqlite3"),
         COUNTERSIGN_DEMO_DB=str(tmp_path / "demo.sqlite3"),
     )
-    command = [sys.executable, "-m", "countersign.devstack", "--no-api"]
+    command = [sys.executable, "-m", "devstack", "--no-api"]
     stack = await start(command, PROJECT_ROOT, env)
     stopper.append(stack)
     await stack.wait_for_line(UP_BANNER, within=60)

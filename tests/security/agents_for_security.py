@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from agents import Agent, ToolContext, tool
+from countersign import Agent, ToolContext, tool
 
 AGENT_ID = "sec_ops"
 

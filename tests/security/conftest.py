@@ -24,8 +24,8 @@ import jwt
 import pytest
 from temporalio.client import Client
 
-from agents.demo_db import DemoDatabase
 from api.main import create_app
+from countersign.demo_db import DemoDatabase
 from countersign.runs import workflow_id
 from countersign.security.api_keys import ApiKeyStore
 from countersign.settings import Settings

@@ -22,7 +22,7 @@ from typing import TypeVar
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from agents.demo_db import DemoDatabase
+from countersign.demo_db import DemoDatabase
 from countersign.models import (
     AuditEvent,
     DecideRequest,

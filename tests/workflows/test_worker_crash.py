@@ -12,7 +12,7 @@ from datetime import timedelta
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from agents.demo_db import DemoDatabase
+from countersign.demo_db import DemoDatabase
 from countersign.models import EXECUTE_TOOL_ACTIVITY, CallState, RunStatus
 from countersign.runs import decide
 from tests.agents_for_tests import release_file

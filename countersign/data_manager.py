@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from agents.agent import Agent
-from agents.context import ToolContext
-from agents.tool import ToolError, tool
+from countersign.agent import Agent
+from countersign.context import ToolContext
+from countersign.tool import ToolError, tool
 
 
 @tool(requires_confirmation=True)

@@ -16,7 +16,7 @@ from typing import Any, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, create_model
 
-from agents.context import ToolContext
+from countersign.context import ToolContext
 from countersign.models import ConfirmationPolicy, TimeoutAction
 
 ToolFunction = Callable[..., Any]

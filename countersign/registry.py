@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Iterator
 
-from agents.agent import Agent
+from countersign.agent import Agent
 
 
 class AgentRegistry:
@@ -55,5 +55,5 @@ def load_registry(extra_modules: Iterable[str] = ()) -> AgentRegistry:
             :class:`Agent`) or ``AGENTS`` (a list), from
             ``COUNTERSIGN_AGENT_MODULES``.
     """
-    modules = ["agents.data_manager", *extra_modules]
+    modules = ["countersign.data_manager", *extra_modules]
     return AgentRegistry(agent for name in modules for agent in _agents_of(name))

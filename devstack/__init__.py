@@ -1,0 +1,1 @@
+"""The development stack behind ``make up``: a Temporal dev server, the worker and the API."""
