@@ -28,7 +28,7 @@ up: $(STAMP) ## Run Temporal dev server + worker + API on :7777 (Ctrl-C stops al
 	@$(COMPILE)
 	$(BIN)/python -m devstack
 
-demo: $(STAMP) ## Against `make up`: the seed's request pauses, confirming completes it
+demo: $(STAMP) ## Against `make up`: the Data Manager's request pauses, confirming completes it
 	$(BIN)/python -m devstack.demo
 
 ui-screenshot: $(STAMP) ## Redo docs/temporal-ui-paused-run.png (needs Debian's chromium)

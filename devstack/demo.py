@@ -1,4 +1,4 @@
-"""``make demo``: the seed's two requests against the running stack.
+"""``make demo``: the Data Manager's two requests against the running stack.
 
 1. ``POST /agents/data_manager/runs`` (form-encoded): the agent wants to delete
    50 records, a call that needs confirmation, so the run answers ``PAUSED``;
@@ -53,7 +53,7 @@ def _post(http: httpx.Client, path: str, form: dict[str, str]) -> dict[str, Any]
 
 
 def run_demo(base_url: str, *, out: Any = sys.stdout) -> dict[str, Any]:
-    """Run the seed's flow; print the paused run and the completed run.
+    """Run the Data Manager flow; print the paused run and the completed run.
 
     Args:
         base_url: Where the API listens.
@@ -64,7 +64,7 @@ def run_demo(base_url: str, *, out: Any = sys.stdout) -> dict[str, Any]:
 
     Raises:
         DemoError: The API is not running, refused a request, or the run did
-            not pause or complete as the seed's flow does.
+            not pause or complete as the Data Manager flow does.
     """
     with httpx.Client(base_url=base_url, timeout=60.0) as http:
         paused = _post(
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 when the run paused and then completed, 1 otherwise.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m devstack.demo", description="Run the seed's pause/confirm flow."
+        prog="python -m devstack.demo", description="Run the Data Manager's pause/confirm flow."
     )
     parser.add_argument("--url", default=None, help="API base URL (default from settings)")
     args = parser.parse_args(argv)

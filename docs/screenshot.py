@@ -3,7 +3,7 @@
     make ui-screenshot            # or: .venv/bin/python docs/screenshot.py
 
 It starts a stack of its own (dev server and worker, offline demo model) on
-free ports with a throwaway database, starts the seed's request, which pauses
+free ports with a throwaway database, starts the Data Manager's request, which pauses
 on ``delete_records``, and photographs the run's page in the Temporal UI with
 headless Chromium (Debian: ``apt-get install -y chromium``), driven over the
 DevTools protocol through a pipe so that the picture is taken once the page

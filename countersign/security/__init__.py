@@ -1,4 +1,4 @@
-"""Security building blocks (DESIGN §6): API keys, JWT, signed decision tokens,
+"""Security building blocks: API keys, JWT, signed decision tokens,
 rate limits and request size limits.
 
 Each module is one idea and has no dependency on the API package, so the CLI,

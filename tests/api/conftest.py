@@ -58,7 +58,7 @@ class Api:
     http: httpx.AsyncClient
 
     async def start_seed_run(self, model: ScriptedModel, **fields: str) -> dict[str, Any]:
-        """Script the seed's model turn and start the seed's run (form-encoded)."""
+        """Script the Data Manager's model turn and start its run (form-encoded)."""
         model.script(SEED_MESSAGE, Reply(calls=[Call("delete_records", SEED_ARGS)]))
         data = {"message": SEED_MESSAGE, "user_id": "test_user", "session_id": "test_session"}
         data.update(fields)

@@ -20,7 +20,7 @@ from tests.scripted_openai import Call, ScriptedModel
 
 
 def decision(call: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """The seed's short form for one call of a run body."""
+    """The AgentOS short form for one call of a run body."""
     entry = {
         "tool_call_id": call["tool_call_id"],
         "tool_name": call["tool_name"],

@@ -1,4 +1,4 @@
-"""``python -m api`` as users run it: the seed's plain form posts, then a clean stop."""
+"""``python -m api`` as users run it: the plain form posts of api.http, then a clean stop."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tests.scripted_openai import Call, Reply, ScriptedModel
 
 REPO = Path(__file__).parents[2]
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-# The seed's api.http requests, verbatim (spaces and JSON unencoded, as the seed sends them).
+# The api.http requests, verbatim (spaces and JSON unencoded, as AgentOS clients send them).
 SEED_CREATE = (
     "message=Delete 50 old records from the users table&user_id=test_user&session_id=test_session"
 )

@@ -1,4 +1,4 @@
-"""``stream=true``: Server-Sent Events named as in the seed's framework, in order."""
+"""``stream=true``: Server-Sent Events named as in the AgentOS wire format, in order."""
 
 from __future__ import annotations
 

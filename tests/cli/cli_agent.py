@@ -11,5 +11,5 @@ agent = Agent(
     name="CLI Operator",
     tools=[delete_records],
     instructions=["You help operators clean up data"],
-    description="The seed's delete_records, under an agent id of its own.",
+    description="The Data Manager's delete_records, under an agent id of its own.",
 )

@@ -1,4 +1,4 @@
-"""``make up`` from a clean clone: the stack answers, runs the seed's flow, stops cleanly.
+"""``make up`` from a clean clone: the stack answers, runs the Data Manager flow, stops cleanly.
 
 Each test picks free ports for Temporal gRPC, the Temporal UI and the API, so
 it runs beside a developer's own ``make up`` and other test sessions.

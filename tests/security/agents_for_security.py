@@ -19,7 +19,7 @@ def _effect(ctx: ToolContext, tool_name: str, what: str) -> str:
 
 @tool(requires_confirmation=True)
 def purge(ctx: ToolContext, target: str) -> str:
-    """Purge a target; one approval, the requester may confirm it (as in the seed).
+    """Purge a target; one approval, the requester may confirm it (the default for one approval).
 
     Args:
         target: What to purge.

@@ -1,4 +1,4 @@
-"""The seed's two requests through the API: pause, then approve and complete."""
+"""The Data Manager's two requests (api.http) through the API: pause, then approve and complete."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The seed's flow end to end through the workflow: pause, approve, answer.
+"""The Data Manager flow end to end through the workflow: pause, approve, answer.
 
 It runs against both model APIs the product speaks: Responses (the default)
 and Chat Completions (``COUNTERSIGN_OPENAI_API=chat``).
