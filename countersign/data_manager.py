@@ -1,4 +1,4 @@
-"""The built-in Data Manager: two sensitive tools, both confirmed by a person.
+"""The built-in Data Manager: two sensitive tools, both confirmed by a person."""
 
 from __future__ import annotations
 
