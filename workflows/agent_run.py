@@ -1,9 +1,12 @@
 """``AgentRunWorkflow``: one agent run, its tool calls and their confirmations.
 
-The workflow holds the conversation, the per-call state machine (DESIGN §3),
-the pending approvals and the audit trail. It does no I/O: each model turn and
-each tool call is an activity, and a gated call waits on a durable condition
-with a TTL timer whose default outcome is deny.
+The workflow holds the conversation, the pending approvals and the run state;
+it runs the model/tool loop, pauses gated calls and answers the handlers. It
+does no I/O: each model turn and each tool call is an activity, and a gated
+call waits on a durable condition with a TTL timer whose default outcome is
+deny. The rules of a decision, the audit chain, the webhook queue and the
+visibility text live in the modules beside this one; the call and run state
+machines are in ``docs/architecture.md``.
 """
 
 from __future__ import annotations
@@ -13,15 +16,20 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from countersign import search_attributes as sa
-    from countersign.digest import GENESIS_HASH, args_digest, audit_event_hash
+    from countersign.digest import args_digest
     from countersign.models import (
-        DELIVER_WEBHOOK_ACTIVITY,
+        AUDIT_QUERY,
+        DECIDE_SIGNAL,
+        DECIDE_UPDATE,
         EXECUTE_TOOL_ACTIVITY,
         MODEL_TURN_ACTIVITY,
+        RECORD_REFUSAL_SIGNAL,
+        RUN_WORKFLOW,
+        STATE_QUERY,
+        WAIT_SETTLED_UPDATE,
         AuditEvent,
         AuditKind,
         CallRecord,
@@ -29,10 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ChatMessage,
         DecideRequest,
         DecideResult,
-        Decision,
-        DecisionInput,
         DecisionSource,
-        ErrorCode,
         JsonObject,
         ModelToolCall,
         ModelTurn,
@@ -47,34 +52,22 @@ with workflow.unsafe.imports_passed_through():
         TimeoutAction,
         ToolInvocation,
         ToolResult,
-        WebhookDelivery,
         WebhookEvent,
     )
+    from workflows import audit_trail, decision_rules, visibility
+    from workflows.decision_rules import RefusalError
+    from workflows.webhook_queue import WebhookQueue, error_message
 
 TOOL_MAX_ATTEMPTS = 3
 # workflow.patched id: a cancel_run expiry denies the rest of its batch.
 CANCEL_DENIES_BATCH = "cancel-run-denies-pending-batch"
 # workflow.patched id: a cancellation through Temporal is recorded as CANCELLED.
 RECORD_OPERATOR_CANCEL = "record-operator-cancel"
+# workflow.patched id: a call denied by a run cancellation ends CANCELLED, not EXPIRED.
+CANCELLED_CALL_STATE = "cancelled-call-state"
 
 
-def _refuse(code: ErrorCode, message: str, tool_call_id: str | None = None) -> ApplicationError:
-    # The type carries the stable code the API maps to an HTTP status.
-    return ApplicationError(message, tool_call_id, type=code.value, non_retryable=True)
-
-
-def _error_message(err: BaseException) -> str:
-    cause: BaseException | None = err
-    while isinstance(cause, ActivityError) and cause.cause is not None:
-        cause = cause.cause
-    if isinstance(cause, FailureError):
-        # The message alone: str() prefixes the failure type, which readers
-        # of the run do not need.
-        return cause.message
-    return str(cause) if cause is not None else str(err)
-
-
-@workflow.defn
+@workflow.defn(name=RUN_WORKFLOW)
 class AgentRunWorkflow:
     """One agent run: model turns, tool calls, pauses for confirmation."""
 
@@ -88,7 +81,7 @@ class AgentRunWorkflow:
             updated_at=now,
         )
         self._cancel_reason: str | None = None
-        self._deliveries: list[asyncio.Task[int]] = []
+        self._webhooks = WebhookQueue(input.run_id, input.agent_id, input.options)
 
     # ----------------------------------------------------------------- run
 
@@ -106,9 +99,9 @@ class AgentRunWorkflow:
                 if (
                     workflow.info().is_continue_as_new_suggested()
                     and workflow.all_handlers_finished()
-                    and all(delivery.done() for delivery in self._deliveries)
+                    and self._webhooks.idle
                 ):
-                    await self._drain_deliveries()
+                    await self._webhooks.drain()
                     workflow.continue_as_new(input.model_copy(update={"carried": state}))
                 if state.turns >= input.options.max_turns:
                     self._finish(
@@ -140,23 +133,22 @@ class AgentRunWorkflow:
                 if self._cancel_reason is not None:
                     self._finish(RunStatus.CANCELLED, error=self._cancel_reason)
         except ActivityError as err:
-            self._finish(RunStatus.ERROR, error=_error_message(err))
+            self._finish(RunStatus.ERROR, error=error_message(err))
         except asyncio.CancelledError:
             # Cancelled through Temporal (UI, CLI, API): record it, deny what still
             # waits, and let waiting callers see the outcome before the cancel.
             if not workflow.patched(RECORD_OPERATOR_CANCEL):
                 raise
             self._cancel_reason = "run cancelled through Temporal"
-            for record in self._state.calls:
-                if record.state is CallState.AWAITING_CONFIRMATION:
-                    self._deny_on_cancel(record, {"run_cancelled": True})
+            for record in state.pending:
+                self._deny_on_cancel(record, {"run_cancelled": True})
             self._finish(RunStatus.CANCELLED, error=self._cancel_reason)
             await workflow.wait_condition(workflow.all_handlers_finished)
-            await self._drain_deliveries()
+            await self._webhooks.drain()
             raise
         # Decisions and waiters still in flight must see the final state.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._drain_deliveries()
+        await self._webhooks.drain()
         return self._view()
 
     async def _model_turn(self, turn: int) -> ModelTurn:
@@ -228,9 +220,8 @@ class AgentRunWorkflow:
     async def _pause(self, gated: list[CallRecord]) -> None:
         now = workflow.now()
         for record in gated:
-            assert record.policy is not None
-            record.state = CallState.AWAITING_CONFIRMATION
-            record.expires_at = now + record.policy.ttl
+            decision_rules.await_confirmation(record, now)
+            assert record.policy is not None and record.expires_at is not None
             self._audit(
                 AuditKind.APPROVAL_REQUESTED,
                 tool_call_id=record.tool_call_id,
@@ -253,7 +244,7 @@ class AgentRunWorkflow:
         )
 
         def waiting() -> list[CallRecord]:
-            return [r for r in gated if r.state is CallState.AWAITING_CONFIRMATION]
+            return [r for r in gated if r.awaiting]
 
         while pending := waiting():
             # An expiry with on_timeout=cancel_run ends the run at once, so the
@@ -273,8 +264,7 @@ class AgentRunWorkflow:
             except TimeoutError:
                 now = workflow.now()
                 for record in waiting():
-                    assert record.expires_at is not None
-                    if record.expires_at <= now or record.expires_at == next_expiry:
+                    if decision_rules.due(record, now) or record.expires_at == next_expiry:
                         self._expire(record)
             else:
                 self._describe_pause()
@@ -283,9 +273,11 @@ class AgentRunWorkflow:
 
     def _expire(self, record: CallRecord) -> None:
         assert record.policy is not None and record.expires_at is not None
-        self._deny(
+        result = decision_rules.expire(record)
+        self._denied(
             record,
-            f"denied: confirmation expired at {record.expires_at.isoformat()}",
+            AuditKind.APPROVAL_EXPIRED,
+            result,
             {"on_timeout": record.policy.on_timeout.value},
         )
         if record.policy.on_timeout is TimeoutAction.CANCEL_RUN and self._cancel_reason is None:
@@ -296,27 +288,30 @@ class AgentRunWorkflow:
 
     def _deny_on_cancel(self, record: CallRecord, data: JsonObject | None = None) -> None:
         assert self._cancel_reason is not None
-        self._deny(
+        # Its own state, so readers tell "nobody decided in time" from "the run
+        # was cancelled". Patched: runs recorded before CANCELLED existed
+        # denied such calls as EXPIRED, and their replay must rebuild the same
+        # state and audit chain.
+        if workflow.patched(CANCELLED_CALL_STATE):
+            state, kind = CallState.CANCELLED, AuditKind.APPROVAL_CANCELLED
+        else:
+            state, kind = CallState.EXPIRED, AuditKind.APPROVAL_EXPIRED
+        result = decision_rules.cancel(record, self._cancel_reason, state=state)
+        self._denied(
             record,
-            f"denied: {self._cancel_reason}",
+            kind,
+            result,
             data or {"on_timeout": TimeoutAction.CANCEL_RUN.value, "run_cancelled": True},
         )
 
-    def _deny(self, record: CallRecord, result: str, data: JsonObject) -> None:
-        """End a waiting call as EXPIRED (a deny), recorded and pushed."""
-        record.state = CallState.EXPIRED
-        record.result = result
-        self._audit(
-            AuditKind.APPROVAL_EXPIRED,
-            tool_call_id=record.tool_call_id,
-            detail=result,
-            data=data,
-        )
+    def _denied(self, record: CallRecord, kind: AuditKind, result: str, data: JsonObject) -> None:
+        """Record and push a waiting call that was denied without a decision."""
+        self._audit(kind, tool_call_id=record.tool_call_id, detail=result, data=data)
         self._notify(WebhookEvent.APPROVAL_EXPIRED, {"tool": record.view().model_dump(mode="json")})
 
     # ----------------------------------------------------------- decisions
 
-    @workflow.update
+    @workflow.update(name=DECIDE_UPDATE)
     async def decide(self, request: DecideRequest) -> DecideResult:
         """Apply decisions atomically, then return the run once it settles again.
 
@@ -328,18 +323,17 @@ class AgentRunWorkflow:
         self._check(request)
         settled_before = self._state.settle_seq
         self._apply(request)
-        if self._state.status is RunStatus.PAUSED and self._batch_waiting():
-            return DecideResult(
-                applied=[d.tool_call_id for d in request.decisions], run=self._view()
-            )
+        applied = [d.tool_call_id for d in request.decisions]
+        if self._state.status is RunStatus.PAUSED and self._state.pending:
+            return DecideResult(applied=applied, run=self._view())
         await workflow.wait_condition(lambda: self._state.settle_seq > settled_before)
-        return DecideResult(applied=[d.tool_call_id for d in request.decisions], run=self._view())
+        return DecideResult(applied=applied, run=self._view())
 
     @decide.validator
     def _validate_decide(self, request: DecideRequest) -> None:
         self._check(request)
 
-    @workflow.signal(name="decide_signal")
+    @workflow.signal(name=DECIDE_SIGNAL)
     def decide_signal(self, request: DecideRequest) -> None:
         """Same payload as ``decide``, for operators deciding from the CLI or UI.
 
@@ -349,173 +343,49 @@ class AgentRunWorkflow:
         request = request.model_copy(update={"source": DecisionSource.SIGNAL})
         try:
             self._check(request)
-        except ApplicationError as err:
+        except RefusalError as err:
             self._record_refusal(
                 RefusedAttempt(
                     principal=request.principal,
                     source=DecisionSource.SIGNAL,
                     tool_call_ids=[d.tool_call_id for d in request.decisions],
-                    code=err.type or "refused",
+                    code=err.code.value,
                     reason=err.message,
                 )
             )
             return
         self._apply(request)
 
-    @workflow.signal
+    @workflow.signal(name=RECORD_REFUSAL_SIGNAL)
     def record_refused_attempt(self, attempt: RefusedAttempt) -> None:
         """Record a decision the API refused, so the audit trail shows it."""
         self._record_refusal(attempt)
 
-    @workflow.update
+    @workflow.update(name=WAIT_SETTLED_UPDATE)
     async def wait_settled(self, after_seq: int) -> RunView:
         """Return the run once it settles (pauses or ends) after ``after_seq``."""
         await workflow.wait_condition(lambda: self._state.settle_seq > after_seq)
         return self._view()
 
-    @workflow.query
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> RunView:
         """The whole run view."""
         return self._view()
 
-    @workflow.query
+    @workflow.query(name=AUDIT_QUERY)
     def audit(self) -> list[AuditEvent]:
         """The run's audit trail, oldest first."""
         return self._state.audit
 
-    def _batch_waiting(self) -> bool:
-        return any(c.state is CallState.AWAITING_CONFIRMATION for c in self._state.calls)
-
     def _check(self, request: DecideRequest) -> None:
-        """Refuse a request that must not change anything; all or nothing.
-
-        Raises:
-            ApplicationError: Whose ``type`` is an :class:`ErrorCode`.
-        """
-        if not request.decisions:
-            raise _refuse(ErrorCode.EMPTY_DECISION, "no decisions in the request")
-        seen: set[str] = set()
-        for decision in request.decisions:
-            if decision.tool_call_id in seen:
-                raise _refuse(
-                    ErrorCode.DUPLICATE_CALL,
-                    f"tool call {decision.tool_call_id} is named twice in one request",
-                    decision.tool_call_id,
-                )
-            seen.add(decision.tool_call_id)
-            self._check_one(decision, request.principal)
-
-    def _check_one(self, decision: DecisionInput, principal: Principal) -> None:
-        call_id = decision.tool_call_id
-        record = self._find(call_id)
-        if record is None:
-            raise _refuse(ErrorCode.UNKNOWN_CALL, f"run has no tool call {call_id}", call_id)
-        if record.state is CallState.EXPIRED:
-            assert record.expires_at is not None
-            raise _refuse(
-                ErrorCode.EXPIRED,
-                f"confirmation of {call_id} expired at {record.expires_at.isoformat()}",
-                call_id,
-            )
-        if record.policy is None or record.state in (CallState.PENDING, CallState.INVALID):
-            raise _refuse(
-                ErrorCode.NOT_AWAITING, f"tool call {call_id} does not await confirmation", call_id
-            )
-        if record.state is not CallState.AWAITING_CONFIRMATION:
-            last = record.decisions[-1] if record.decisions else None
-            by = f" by {last.principal.id}" if last else ""
-            raise _refuse(
-                ErrorCode.ALREADY_DECIDED,
-                f"tool call {call_id} was already decided{by} ({record.state.value})",
-                call_id,
-            )
-        assert record.expires_at is not None
-        if workflow.now() >= record.expires_at:
-            raise _refuse(
-                ErrorCode.EXPIRED,
-                f"confirmation of {call_id} expired at {record.expires_at.isoformat()}",
-                call_id,
-            )
-        if decision.tool_name is not None and decision.tool_name != record.tool_name:
-            raise _refuse(
-                ErrorCode.TOOL_MISMATCH,
-                f"tool call {call_id} is {record.tool_name}, not {decision.tool_name}",
-                call_id,
-            )
-        if decision.args_digest is not None and decision.args_digest != record.args_digest:
-            raise _refuse(
-                ErrorCode.ARGS_MISMATCH,
-                f"args_digest does not match the arguments of {call_id}",
-                call_id,
-            )
-        policy = record.policy
-        if decision.tool_args is not None and args_digest(decision.tool_args) != record.args_digest:
-            if not policy.allow_edit:
-                raise _refuse(
-                    ErrorCode.ARGS_MISMATCH,
-                    f"tool_args differ from the pending arguments of {call_id}"
-                    f" and {record.tool_name} does not allow edits",
-                    call_id,
-                )
-            if policy.approvals_required > 1:
-                raise _refuse(
-                    ErrorCode.ARGS_MISMATCH,
-                    f"{record.tool_name} needs several approvals, so its arguments cannot be"
-                    " edited by one approver",
-                    call_id,
-                )
-        if policy.approver_roles and not principal.has_any_role(policy.approver_roles):
-            raise _refuse(
-                ErrorCode.FORBIDDEN_ROLE,
-                f"deciding {record.tool_name} needs one of the roles "
-                f"{', '.join(policy.approver_roles)}",
-                call_id,
-            )
-        if decision.confirmed:
-            if principal.id == self._input.requester.id and not policy.allow_self_approval:
-                raise _refuse(
-                    ErrorCode.SELF_APPROVAL,
-                    f"{principal.id} requested this run and cannot approve {record.tool_name}",
-                    call_id,
-                )
-            if any(d.principal.id == principal.id for d in record.approvals):
-                raise _refuse(
-                    ErrorCode.ALREADY_APPROVED_BY,
-                    f"{principal.id} has already approved {call_id}; another approver is needed",
-                    call_id,
-                )
+        decision_rules.check(request, self._state.calls, self._input.requester, workflow.now())
 
     def _apply(self, request: DecideRequest) -> None:
         now = workflow.now()
         for item in request.decisions:
-            record = self._find(item.tool_call_id)
+            record = decision_rules.find(self._state.calls, item.tool_call_id)
             assert record is not None and record.policy is not None
-            edited = (
-                item.tool_args
-                if item.confirmed
-                and item.tool_args is not None
-                and args_digest(item.tool_args) != record.args_digest
-                else None
-            )
-            record.decisions.append(
-                Decision(
-                    principal=request.principal,
-                    confirmed=item.confirmed,
-                    note=item.note,
-                    source=request.source,
-                    decided_at=now,
-                    edited_args=edited,
-                )
-            )
-            if not item.confirmed:
-                record.state = CallState.REJECTED
-                note = f": {item.note}" if item.note else ""
-                record.result = f"rejected by {request.principal.id}{note}"
-            elif len(record.approvals) >= record.policy.approvals_required:
-                record.state = CallState.APPROVED
-                if edited is not None:
-                    record.tool_args = edited
-                    record.args_digest = args_digest(edited)
+            decision = decision_rules.apply(item, record, request.principal, request.source, now)
             self._audit(
                 AuditKind.DECISION_RECORDED,
                 tool_call_id=record.tool_call_id,
@@ -526,7 +396,7 @@ class AgentRunWorkflow:
                 data={
                     "confirmed": item.confirmed,
                     "args_digest": record.args_digest,
-                    "edited": edited is not None,
+                    "edited": decision.edited_args is not None,
                     "approvals": len(record.approvals),
                     "approvals_required": record.policy.approvals_required,
                     "state": record.state.value,
@@ -536,7 +406,7 @@ class AgentRunWorkflow:
                 WebhookEvent.APPROVAL_DECIDED,
                 {
                     "tool": record.view().model_dump(mode="json"),
-                    "decision": record.decisions[-1].model_dump(mode="json"),
+                    "decision": decision.model_dump(mode="json"),
                 },
             )
         self._describe_pause()
@@ -576,7 +446,7 @@ class AgentRunWorkflow:
             )
         except ActivityError as err:
             record.state = CallState.FAILED
-            record.result = f"error: {record.tool_name} failed: {_error_message(err)}"
+            record.result = f"error: {record.tool_name} failed: {error_message(err)}"
         else:
             record.state = CallState.EXECUTED if result.ok else CallState.FAILED
             record.result = result.output if result.ok else f"error: {result.output}"
@@ -593,55 +463,11 @@ class AgentRunWorkflow:
     # ------------------------------------------------------------- helpers
 
     def _notify(self, event: WebhookEvent, data: JsonObject) -> None:
-        """Push an event to the webhook receivers, durably, without waiting for it.
-
-        Deliveries go one after the other, so receivers get a run's events in
-        the order they happened even when an earlier one needed retries.
-        """
-        options = self._input.options
-        if not options.webhooks:
+        """Push an event to the webhook receivers, durably, without waiting for it."""
+        if not self._input.options.webhooks:
             return
-        state = self._state
-        state.webhooks_sent += 1
-        delivery = WebhookDelivery(
-            delivery_id=f"{self._input.run_id}:{state.webhooks_sent}",
-            event=event,
-            run_id=self._input.run_id,
-            agent_id=self._input.agent_id,
-            occurred_at=workflow.now(),
-            data=data,
-        )
-        previous = self._deliveries[-1] if self._deliveries else None
-
-        async def deliver() -> int:
-            if previous is not None:
-                await workflow.wait([previous])
-            sent: int = await workflow.execute_activity(
-                DELIVER_WEBHOOK_ACTIVITY,
-                delivery,
-                result_type=int,
-                start_to_close_timeout=timedelta(seconds=60),
-                schedule_to_close_timeout=options.webhook_retry_for,
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=1),
-                    backoff_coefficient=2.0,
-                    maximum_interval=timedelta(minutes=10),
-                ),
-                summary=event.value,
-            )
-            return sent
-
-        self._deliveries.append(asyncio.create_task(deliver()))
-
-    async def _drain_deliveries(self) -> None:
-        """Wait for webhook deliveries; one that gives up is logged, not fatal."""
-        for outcome in await asyncio.gather(*self._deliveries, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                workflow.logger.warning("webhook delivery gave up: %s", _error_message(outcome))
-        self._deliveries.clear()
-
-    def _find(self, tool_call_id: str) -> CallRecord | None:
-        return next((c for c in self._state.calls if c.tool_call_id == tool_call_id), None)
+        self._state.webhooks_sent += 1
+        self._webhooks.push(self._state.webhooks_sent, event, data)
 
     def _finish(
         self, status: RunStatus, *, content: str | None = None, error: str | None = None
@@ -667,32 +493,11 @@ class AgentRunWorkflow:
         self._describe_pause()
 
     def _publish(self) -> None:
-        pending = [c for c in self._state.calls if c.state is CallState.AWAITING_CONFIRMATION]
         self._state.updated_at = workflow.now()
-        workflow.upsert_search_attributes(
-            [
-                sa.STATUS.value_set(self._state.status.value),
-                sa.PENDING_APPROVALS.value_set(len(pending)),
-                sa.PENDING_TOOLS.value_set(sorted({c.tool_name for c in pending})),
-            ]
-        )
+        workflow.upsert_search_attributes(visibility.search_attribute_updates(self._state))
 
     def _describe_pause(self) -> None:
-        pending = [c for c in self._state.calls if c.state is CallState.AWAITING_CONFIRMATION]
-        if not pending:
-            workflow.set_current_details(f"**{self._state.status.value}**")
-            return
-        lines = [f"**PAUSED**: {len(pending)} tool call(s) await confirmation", ""]
-        for call in pending:
-            assert call.policy is not None and call.expires_at is not None
-            who = ", ".join(call.policy.approver_roles) or "any approver"
-            got = len(call.approvals)
-            lines.append(
-                f"- `{call.tool_name}` `{call.tool_call_id}` args `{call.raw_arguments}`: "
-                f"{got}/{call.policy.approvals_required} approvals from {who}, "
-                f"denied at {call.expires_at.isoformat()}"
-            )
-        workflow.set_current_details("\n".join(lines))
+        workflow.set_current_details(visibility.current_details(self._state))
 
     def _audit(
         self,
@@ -704,43 +509,17 @@ class AgentRunWorkflow:
         detail: str = "",
         data: JsonObject | None = None,
     ) -> None:
-        trail = self._state.audit
-        event = AuditEvent(
-            seq=len(trail),
+        audit_trail.append(
+            self._state.audit,
+            kind,
             at=workflow.now(),
-            kind=kind,
             run_id=self._input.run_id,
             tool_call_id=tool_call_id,
             principal=principal,
             source=source,
             detail=detail,
-            data=data or {},
-            prev_hash=trail[-1].hash if trail else GENESIS_HASH,
-            hash="",
+            data=data,
         )
-        event.hash = audit_event_hash(event)
-        trail.append(event)
 
     def _view(self) -> RunView:
-        state = self._state
-        return RunView(
-            run_id=self._input.run_id,
-            agent_id=self._input.agent_id,
-            session_id=self._input.session_id,
-            user_id=self._input.user_id,
-            status=state.status,
-            content=state.content,
-            message=self._input.message,
-            created_at=state.created_at,
-            updated_at=state.updated_at,
-            tools=[c.view() for c in state.calls],
-            messages=state.messages,
-            turns=state.turns,
-            pause_count=state.pause_count,
-            settle_seq=state.settle_seq,
-            error=state.error,
-            model=state.model,
-            demo_model=state.demo_model,
-            usage=state.usage,
-            requester=self._input.requester,
-        )
+        return visibility.run_view(self._input, self._state)

@@ -30,8 +30,9 @@ async def test_cancel_paused_run_records_cancelled_and_denies_pending(
     assert view.error == "run cancelled through Temporal"
     [call] = view.tools
     assert call.tool_call_id == pending.tool_call_id
-    assert call.state is CallState.EXPIRED
+    assert call.state is CallState.CANCELLED
+    assert call.confirmed is False
     assert call.result == "denied: run cancelled through Temporal"
     assert worker.db.effect_count() == 0
     kinds = [e.kind for e in await audit_trail(handle)]
-    assert kinds[-2:] == [AuditKind.APPROVAL_EXPIRED, AuditKind.RUN_FINISHED]
+    assert kinds[-2:] == [AuditKind.APPROVAL_CANCELLED, AuditKind.RUN_FINISHED]
