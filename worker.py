@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.llm import ModelActivities
-from activities.notify import WebhookActivities
+from activities.notify import WebhookActivities, WebhookConfigError
 from activities.tools import ToolActivities
 from countersign import AgentRegistry, ToolDeps, load_registry
 from countersign.demo_db import DemoDatabase
@@ -137,7 +137,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, stop)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except WebhookConfigError as err:
+        # A configuration error, not a crash: one clear line, no traceback.
+        logger.error("worker not started: %s", err)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Who is calling: the principal behind a request, and what it may do.
 
-Credentials (DESIGN §6), in order:
+Credentials, in order:
 
 - ``X-API-Key: <key>``, or ``Authorization: Bearer <key>`` where the key has
   the ``csk_`` shape: looked up in the hashed key store
@@ -216,7 +216,7 @@ async def authenticate(request: Request, settings: Settings) -> Principal:
             ``auth_misconfigured`` when the key file or JWT keys are unusable.
     """
     if settings.auth_disabled:
-        # Development mode trusts the caller's user_id, as the seed's server does.
+        # Development mode trusts the caller's user_id (the AgentOS wire format's own field).
         user = await _claimed_user_id(request) or "dev-user"
         principal = Principal(id=user, roles=DEV_ROLES)
     else:

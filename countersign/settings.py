@@ -7,6 +7,8 @@ the libraries they configure, so existing environments keep working.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
 def _env(*names: str) -> AliasChoices:
@@ -27,7 +31,10 @@ class Settings(BaseSettings):
     validation alias of each field is the variable's name.
     """
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # Inputs stay out of validation errors: several settings are secrets.
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     # Temporal connection.
     temporal_address: str = Field("localhost:7233", validation_alias=_env("TEMPORAL_ADDRESS"))
@@ -93,7 +100,7 @@ class Settings(BaseSettings):
         timedelta(seconds=30), validation_alias=_env("COUNTERSIGN_WAIT_BUDGET")
     )
 
-    # Security (DESIGN §6).
+    # Security.
     auth_disabled: bool = Field(False, validation_alias=_env("COUNTERSIGN_AUTH_DISABLED"))
     api_keys_file: Path = Field(
         Path("data/api_keys.json"), validation_alias=_env("COUNTERSIGN_API_KEYS_FILE")
@@ -121,12 +128,16 @@ class Settings(BaseSettings):
         100, ge=1, validation_alias=_env("COUNTERSIGN_MAX_DECISIONS")
     )
 
-    # Webhooks (DESIGN §5, push).
+    # Webhooks (push).
     webhook_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("COUNTERSIGN_WEBHOOK_URLS")
     )
-    webhook_secret: SecretStr | None = Field(
-        None, validation_alias=_env("COUNTERSIGN_WEBHOOK_SECRET")
+    webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("COUNTERSIGN_WEBHOOK_SECRETS", "COUNTERSIGN_WEBHOOK_SECRET"),
+    )
+    webhook_allow_unsigned: bool = Field(
+        False, validation_alias=_env("COUNTERSIGN_WEBHOOK_ALLOW_UNSIGNED")
     )
     webhook_timeout: timedelta = Field(
         timedelta(seconds=10), validation_alias=_env("COUNTERSIGN_WEBHOOK_TIMEOUT")
@@ -179,6 +190,19 @@ class Settings(BaseSettings):
             return [m.strip() for m in value.split(",") if m.strip()]
         return value
 
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _webhook_secrets(cls, value: object) -> object:
+        # Comma- or space-separated (several at once while rotating); each a
+        # Standard Webhooks secret, checked here so a typo stops the process.
+        items = value.replace(",", " ").split() if isinstance(value, str) else value
+        if isinstance(items, list):
+            for item in items:
+                raw = item.get_secret_value() if isinstance(item, SecretStr) else item
+                if isinstance(raw, str):
+                    _check_webhook_secret(raw)
+        return items
+
     @property
     def uses_demo_model(self) -> bool:
         """Whether model turns go to the offline demo model instead of OpenAI."""
@@ -187,6 +211,20 @@ class Settings(BaseSettings):
         if self.model_provider == "openai":
             return False
         return self.openai_api_key is None or not self.openai_api_key.get_secret_value()
+
+
+def _check_webhook_secret(secret: str) -> None:
+    body = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+    try:
+        key = base64.b64decode(body, validate=True)
+    except binascii.Error:
+        key = b""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX) or len(key) < 24:
+        # The secret itself is never echoed.
+        raise ValueError(
+            "each COUNTERSIGN_WEBHOOK_SECRETS entry must be 'whsec_' and the base64 of "
+            "at least 24 random bytes (the Standard Webhooks format)"
+        )
 
 
 @lru_cache(maxsize=1)
