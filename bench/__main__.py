@@ -1,325 +1,238 @@
-"""Countersign benchmarks, as ratios against a bare-Temporal baseline (DESIGN §8).
+"""``make bench``: Countersign through its HTTP API against a same-work bare workflow.
 
-Run with ``make bench`` (``python -m bench``). One dev server, one worker
-process for Countersign (the offline demo model, so no network), the real API
-through uvicorn on a free port, and the bare baseline on the same server in
-the same run. Results are printed and written to ``bench/results/``.
+One run, one Temporal dev server (the product's dynamic config, free ports,
+data in a temporary directory), every part in a process of its own: the
+scripted model, the Countersign worker (``worker.py``), the API
+(``python -m api``) and the bare worker (``python -m bench.bare``); this
+driver is another. Then:
 
-Figures:
-- approve → final response p50 against bare signal → result p50 (target ≤ 1.5x);
-- paused runs created per second through the API against bare start-and-wait
-  per second (target ≥ 0.7x);
-- N runs paused at once on one worker: all listed, all decided, worker RSS
-  sampled as the number of paused runs grows (bounded by its cache size);
-- history events per run with one gated call, against the bare workflow's.
+1. a warm-up, then ``--passes`` passes with the order of the two sides
+   alternated (:mod:`bench.measure`): latency one flow at a time, flows/s and
+   CPU per flow with ``--concurrency`` in flight;
+2. history events and bytes of sampled runs of each side;
+3. the scale figure (:mod:`bench.scale`): ``--paused`` runs held by one worker;
+4. with ``--profile``, py-spy on the worker under load (:mod:`bench.profile`).
+
+Results go to ``<out>/<timestamp>.json``, ``<out>/latest.json`` and
+``<out>/latest.md``; with ``--docs``, the table also goes into
+``docs/benchmarks.md``. ``--small`` is the configuration CI runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
 import os
+import platform
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
-import time
-import uuid
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from temporalio.client import Client, WithStartWorkflowOperation
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from api.main import create_app
-from bench.bare import BareWorkflow, bare_activity
-from countersign import search_attributes as sa
-from countersign.settings import Settings
+from bench import profile, report
+from bench.flows import BareSide, CountersignSide
+from bench.measure import PassConfig, history_figures, run_passes, warm_up
+from bench.procs import ROOT
+from bench.scale import hold_paused
+from bench.stack import running_stack, server_args
+from devstack.temporal_server import temporal_cli
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED_MESSAGE = "Delete 5 old records from the users table"
+logger = logging.getLogger("bench")
 
+DOCS = ROOT / "docs" / "benchmarks.md"
+RESULTS_BEGIN, RESULTS_END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
+PROFILE_BEGIN, PROFILE_END = "<!-- bench:profile:begin -->", "<!-- bench:profile:end -->"
+HISTORY_SAMPLES = 5
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-async def _bounded(n: int, concurrency: int, job: Callable[[int], Awaitable[None]]) -> float:
-    """Run ``job(i)`` for i < n with at most ``concurrency`` at once; seconds taken."""
-    queue = iter(range(n))
-
-    async def lane() -> None:
-        for i in queue:
-            await job(i)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(concurrency)))
-    return time.perf_counter() - start
+# name: (full default, --small value)
+SIZES: dict[str, tuple[int, int]] = {
+    "passes": (3, 2),
+    "samples": (20, 3),
+    "flows": (100, 6),
+    "concurrency": (20, 3),
+    "paused": (500, 10),
+    "cache": (200, 200),
+    "warmup": (5, 1),
+}
 
 
-class Bench:
-    """Holds the server, the workers and the API for one benchmark run."""
-
-    def __init__(self, client: Client, api: httpx.AsyncClient, task_queue: str) -> None:
-        self.client = client
-        self.api = api
-        self.bare_queue = f"bare-{uuid.uuid4()}"
-        self.task_queue = task_queue
-
-    async def bare_start_and_wait(self, wid: str) -> None:
-        op = WithStartWorkflowOperation(
-            BareWorkflow.run,
-            id=wid,
-            task_queue=self.bare_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line; unset sizes take the full or the ``--small`` default."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=(__doc__ or "").splitlines()[0]
+    )
+    helps = {
+        "passes": "passes, order of the sides alternating (at least 3 for a real figure)",
+        "samples": "flows per side and pass timed one at a time (latency)",
+        "flows": "flows per side and pass with --concurrency in flight (flows/s, CPU)",
+        "concurrency": "flows in flight in the load phase",
+        "paused": "runs held paused at once for the scale figure (10000 for the full one)",
+        "cache": "the Countersign worker's workflow cache (below --paused, to show the bound)",
+        "warmup": "unmeasured flows per side before the first pass",
+    }
+    for name, (full, small) in SIZES.items():
+        parser.add_argument(
+            f"--{name}", type=int, default=None, help=f"{helps[name]} (default {full}; {small})"
         )
-        await self.client.execute_update_with_start_workflow(
-            BareWorkflow.ready, start_workflow_operation=op
+    parser.add_argument("--small", action="store_true", help="the small configuration for CI")
+    parser.add_argument("--profile", action="store_true", help="py-spy the worker under load")
+    parser.add_argument("--docs", action="store_true", help="write the table to docs/")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args(argv)
+    for name, (full, small) in SIZES.items():
+        if getattr(args, name) is None:
+            setattr(args, name, small if args.small else full)
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    return args
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu_model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    cli_version = subprocess.run(
+        [str(temporal_cli()), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "temporalio": metadata.version("temporalio"),
+        "temporal_cli": cli_version,
+    }
+
+
+async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
+    """Start the stack, measure everything, stop the stack; the results."""
+    started = datetime.now(UTC)
+    config = {name: getattr(args, name) for name in SIZES} | {"small": args.small}
+    results: dict[str, Any] = {
+        "started": started.isoformat(timespec="seconds"),
+        "command": "python -m bench " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "config": config,
+        "server_args": server_args(),
+    }
+    async with (
+        running_stack(work_dir, worker_cache=args.cache) as stack,
+        httpx.AsyncClient(base_url=stack.api_url, timeout=120) as api,
+    ):
+        countersign = CountersignSide(api)
+        bare = BareSide(stack.client, stack.bare_queue)
+        sides = (countersign, bare)
+        await warm_up(sides, args.warmup)
+        passes = await run_passes(
+            sides, stack, args.passes, PassConfig(args.samples, args.flows, args.concurrency)
         )
-
-    async def bare_latency(self, samples: int) -> list[float]:
-        out = []
-        for _ in range(samples):
-            wid = f"bare-{uuid.uuid4()}"
-            await self.bare_start_and_wait(wid)
-            handle = self.client.get_workflow_handle_for(BareWorkflow.run, wid)
-            start = time.perf_counter()
-            await handle.signal(BareWorkflow.go)
-            await handle.result()
-            out.append(time.perf_counter() - start)
-        return out
-
-    async def create_paused(self) -> dict[str, Any]:
-        response = await self.api.post(
-            "/agents/data_manager/runs",
-            # A session per run: the figure is the run path, not session history reads.
-            data={"message": SEED_MESSAGE, "user_id": "bench", "session_id": uuid.uuid4().hex},
-        )
-        body: dict[str, Any] = response.json()
-        if response.status_code != 200 or body.get("status") != "PAUSED":
-            raise RuntimeError(f"run did not pause: {response.status_code} {body}")
-        return body
-
-    async def approve(self, run: dict[str, Any]) -> dict[str, Any]:
-        tool = run["tools"][0]
-        decision = {
-            "tool_call_id": tool["tool_call_id"],
-            "tool_name": tool["tool_name"],
-            "tool_args": tool["tool_args"],
-            "confirmed": True,
-        }
-        response = await self.api.post(
-            f"/agents/data_manager/runs/{run['run_id']}/continue",
-            data={"tools": json.dumps([decision]), "user_id": "bench"},
-        )
-        body: dict[str, Any] = response.json()
-        if response.status_code != 200 or body.get("status") != "COMPLETED":
-            raise RuntimeError(f"run did not complete: {response.status_code} {body}")
-        return body
-
-    async def approve_latency(self, samples: int) -> list[float]:
-        out = []
-        for _ in range(samples):
-            run = await self.create_paused()
-            start = time.perf_counter()
-            await self.approve(run)
-            out.append(time.perf_counter() - start)
-        return out
-
-    async def history_events(self, workflow_id: str) -> int:
-        history = await self.client.get_workflow_handle(workflow_id).fetch_history()
-        return len(history.events)
-
-
-def _p50(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
-    temporal = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
-    data_dir = Path(args.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before timing
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal,
-        data_converter=pydantic_data_converter,
-        search_attributes=sa.ALL,
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            "history.transferProcessorMaxPollRPS=10000",
-        ],
-    ) as env:
-        client = env.client
-        address = client.service_client.config.target_host
-        task_queue = f"bench-{uuid.uuid4()}"
-        worker_env = {
-            **os.environ,
-            "TEMPORAL_ADDRESS": address,
-            "COUNTERSIGN_TASK_QUEUE": task_queue,
-            "COUNTERSIGN_MODEL": "demo",
-            "COUNTERSIGN_DEMO_DB": str(data_dir / f"{task_queue}.sqlite3"),
-            "COUNTERSIGN_LOG_LEVEL": "WARNING",
-            "COUNTERSIGN_WORKER_MAX_CACHED_WORKFLOWS": str(args.cache),
-        }
-        # A separate process, so that its memory can be read on its own.
-        worker_proc = subprocess.Popen(  # noqa: ASYNC220 - starts once, before timing
-            [sys.executable, str(ROOT / "worker.py")], env=worker_env, cwd=ROOT
-        )
-        settings = Settings.model_validate(
-            {
-                "auth_disabled": True,
-                "temporal_task_queue": task_queue,
-                "model_provider": "demo",
-                "rate_limit_per_minute": 0,
-            }
-        )
-        port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings, client), host="127.0.0.1", port=port, log_level="warning"
+        results["passes"] = passes
+        last = passes[-1]
+        results["history"] = {
+            side.name: await history_figures(
+                stack, last[side.name]["workflow_ids"][:HISTORY_SAMPLES]
             )
+            for side in sides
+        }
+        results["summary"] = report.summarise(passes, results["history"])
+        logger.info("scale: %d runs paused at once", args.paused)
+        results["scale"] = await hold_paused(
+            stack, countersign, args.paused, args.concurrency, worker_cache=args.cache
         )
-        serving = asyncio.create_task(server.serve())
-        bare_worker = Worker(
-            client,
-            task_queue=f"bare-{task_queue}",
-            workflows=[BareWorkflow],
-            activities=[bare_activity],
-        )
-        results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "args": vars(args)}
-        try:
-            async with (
-                bare_worker,
-                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as api,
-            ):
-                while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
-                    await asyncio.sleep(0.05)
-                bench = Bench(client, api, task_queue)
-                bench.bare_queue = f"bare-{task_queue}"
-                # Warm-up: the first runs pay for imports and caches on both sides.
-                await bench.bare_latency(3)
-                await bench.approve_latency(3)
-
-                bare = await bench.bare_latency(args.samples)
-                approve = await bench.approve_latency(args.samples)
-                results["latency"] = {
-                    "bare_signal_to_result_p50_ms": _p50(bare) * 1000,
-                    "approve_to_final_p50_ms": _p50(approve) * 1000,
-                    "ratio": _p50(approve) / _p50(bare),
-                    "target": "<= 1.5",
-                }
-
-                n, c = args.rate_runs, args.concurrency
-                bare_secs = await _bounded(
-                    n, c, lambda i: bench.bare_start_and_wait(f"bare-rate-{uuid.uuid4()}")
-                )
-                paused: list[dict[str, Any]] = []
-
-                async def create(i: int) -> None:
-                    paused.append(await bench.create_paused())
-
-                cs_secs = await _bounded(n, c, create)
-                results["start_rate"] = {
-                    "bare_start_and_wait_per_s": n / bare_secs,
-                    "paused_runs_via_api_per_s": n / cs_secs,
-                    "ratio": (n / cs_secs) / (n / bare_secs),
-                    "target": ">= 0.7",
-                }
-
-                rss = [(0, _rss_mib(worker_proc.pid))]
-                mass = args.paused
-                step = max(mass // 5, 1)
-                created = len(paused)
-                while created < mass:
-                    batch = min(step, mass - created)
-                    await _bounded(batch, c, create)
-                    created += batch
-                    rss.append((created, _rss_mib(worker_proc.pid)))
-                listed = await _count_pending(client, task_queue)
-                decide_secs = await _bounded(
-                    len(paused), c, lambda i: _approve_quietly(bench, paused[i])
-                )
-                results["mass_pause"] = {
-                    "paused_runs": len(paused),
-                    "listed_pending_via_visibility": listed,
-                    "decided_all_in_s": decide_secs,
-                    "worker_rss_mib_by_paused_runs": rss,
-                }
-                from countersign.runs import workflow_id
-
-                sample = paused[0]["run_id"]
-                bare_id = f"bare-hist-{uuid.uuid4()}"
-                await bench.bare_start_and_wait(bare_id)
-                await client.get_workflow_handle(bare_id).signal("go")
-                await client.get_workflow_handle(bare_id).result()
-                results["history"] = {
-                    "events_per_run_one_gated_call": await bench.history_events(
-                        workflow_id(sample)
-                    ),
-                    "events_bare_workflow": await bench.history_events(bare_id),
-                }
-        finally:
-            server.should_exit = True
-            await serving
-            worker_proc.send_signal(signal.SIGTERM)
-            worker_proc.wait(timeout=60)
+        if args.profile:
+            logger.info("profiling the worker over %d flows", args.flows)
+            stamp = started.strftime("%Y%m%dT%H%M%SZ")
+            results["profile"] = await profile.profile_worker(
+                countersign,
+                stack.pid("worker"),
+                args.flows,
+                args.concurrency,
+                args.out / f"worker-profile-{stamp}.txt",
+            )
+    results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     return results
 
 
-async def _approve_quietly(bench: Bench, run: dict[str, Any]) -> None:
-    await bench.approve(run)
+def _replace_block(text: str, begin: str, end: str, body: str) -> str:
+    head, found, rest = text.partition(begin)
+    if not found:
+        return text.rstrip("\n") + f"\n\n{begin}\n{body}{end}\n"
+    _, found, tail = rest.partition(end)
+    if not found:
+        raise RuntimeError(f"{DOCS} has {begin} without {end}")
+    return f"{head}{begin}\n{body}{end}{tail}"
 
 
-async def _count_pending(client: Client, task_queue: str) -> int:
-    # Visibility is eventually consistent: count until it stops growing.
-    query = "CountersignPendingApprovals > 0"
-    best, stable = -1, 0
-    while stable < 3:
-        count = (await client.count_workflows(query)).count
-        stable = stable + 1 if count == best else 0
-        best = max(best, count)
-        await asyncio.sleep(0.2)
-    return best
+def write(results: dict[str, Any], out: Path, *, docs: bool) -> Path:
+    """Write the JSON and the markdown table, and the docs' blocks with ``docs``."""
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = results["started"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    path = out / f"{stamp}.json"
+    text = json.dumps(results, indent=2) + "\n"
+    path.write_text(text)
+    (out / "latest.json").write_text(text)
+    table = report.markdown(results)
+    if "profile" in results:
+        table += "\n" + profile.markdown(results["profile"])
+    (out / "latest.md").write_text(table)
+    if docs:
+        doc = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+        doc = _replace_block(doc, RESULTS_BEGIN, RESULTS_END, report.markdown(results))
+        if "profile" in results:
+            doc = _replace_block(
+                doc, PROFILE_BEGIN, PROFILE_END, profile.markdown(results["profile"])
+            )
+        DOCS.write_text(doc)
+    return path
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=30, help="latency samples per side")
-    parser.add_argument("--rate-runs", type=int, default=100, help="runs per start-rate side")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument(
-        "--paused", type=int, default=1000, help="runs paused at once (10000 for the full figure)"
-    )
-    parser.add_argument(
-        "--cache", type=int, default=200, help="worker's workflow cache (fewer than --paused)"
-    )
-    parser.add_argument("--data-dir", default=str(ROOT / "data" / "bench"))
-    args = parser.parse_args()
-    results = asyncio.run(run_bench(args))
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(json.dumps(results, indent=2))
-    sys.stdout.write(json.dumps(results, indent=2) + f"\nwritten to {out}\n")
+async def _main(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
+    # SIGTERM stops the run as Ctrl-C does: the stack's processes are stopped on the way out.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await run(args, work_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; the exit status."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    work_dir = Path(tempfile.mkdtemp(prefix="countersign-bench-"))
+    try:
+        results = asyncio.run(_main(args, work_dir))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        logger.error("stopped; logs kept in %s", work_dir)
+        return 130
+    except Exception:
+        logger.exception("the benchmark failed; the processes' logs are in %s", work_dir)
+        return 1
+    path = write(results, args.out, docs=args.docs)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    sys.stdout.write((args.out / "latest.md").read_text() + f"\nwritten to {path}\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    status = main()
+    # The driver holds a Temporal client: skip the teardown the SDK's Rust
+    # threads can abort (temporalio/sdk-python#300).
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(status)
