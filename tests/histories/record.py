@@ -1,16 +1,19 @@
-"""Record the workflow histories that ``tests/workflows/test_replay.py`` replays.
+"""Record the workflow histories that ``tests/workflows/test_replay*.py`` replay.
 
 Each scenario is a representative run (approve, reject, expire, two pauses,
-four eyes, a cancelled batch). Its history, replayed against the current
-``AgentRunWorkflow``, fails when a code change would break runs already in flight. Guard such a
-change with ``workflow.patched`` and add a scenario rather than re-record an old
-file (see README.md here):
+four eyes, a cancelled batch, a continue-as-new, webhooks in flight...). Its
+history, replayed against the current ``AgentRunWorkflow``, fails when a code
+change would break runs already in flight. Record from a clean checkout of a
+commit (a ``git worktree`` of it), never from a shared working tree, so the
+file name says exactly which code made it (see ``docs/histories.md``)::
 
-    .venv/bin/python -m tests.histories.record            # every scenario
-    .venv/bin/python -m tests.histories.record approve    # some of them
+    .venv/bin/python -m tests.histories.record approve    # some scenarios
+    .venv/bin/python -m tests.histories.record --out DIR  # every scenario
 
-It starts its own Temporal dev server, scripted model and worker, and writes
-``tests/histories/<scenario>.json``.
+It starts its own Temporal dev servers, scripted model and worker, and writes
+``<scenario>.<commit>.json`` (and ``<scenario>.<commit>.run<n>.json`` for each
+run after a continue-as-new). It never overwrites a file: a history once
+committed is the record of how runs of that shape ran.
 """
 
 from __future__ import annotations
@@ -19,40 +22,72 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import subprocess
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHistory,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from countersign import search_attributes as sa
-from countersign.models import RunStatus
+from countersign.models import (
+    DECIDE_SIGNAL,
+    RECORD_REFUSAL_SIGNAL,
+    AuditKind,
+    CallState,
+    DecisionSource,
+    ErrorCode,
+    RefusedAttempt,
+    RunStatus,
+    RunView,
+)
+from countersign.runs import decide
 from tests.conftest import DEV_SERVER_ARGS, make_settings, temporal_cli
 from tests.scripted_openai import Call, Reply, ScriptedModel, ScriptedServer
-from tests.webhook_receiver import webhook_receiver
+from tests.webhook_receiver import Receiver, webhook_receiver
 from tests.workflows.helpers import (
     ALICE,
     BOB,
     CAROL,
     TEST_AGENT_MODULES,
+    WAIT,
     RunHandle,
     Worker,
     approve,
+    assert_refused,
+    audit_trail,
+    current,
     decide_and_wait,
+    eventually,
     reject,
+    request,
     running_worker,
     start_paused,
 )
 
 HISTORY_DIR = Path(__file__).parent
+REPO_ROOT = HISTORY_DIR.parents[1]
+# The code whose behaviour a history records: a recording from a tree with
+# uncommitted changes here could not be traced to a commit.
+RECORDED_CODE = ("workflows", "countersign", "activities", "worker.py")
+# A dev server that suggests continue-as-new after this many history events, so
+# a short scripted run crosses one (the production default is thousands).
+SMALL_HISTORY_ARGS = ["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=12"]
 logger = logging.getLogger(__name__)
 
 DELETE_50 = Call("delete_records", {"table_name": "users", "count": 50})
 NOTIFY = Call("send_notification", {"recipient": "ops", "message": "cleanup done"})
+COUNT = Call("count_rows", {"table_name": "orders"})
 
 
 @dataclass(frozen=True)
@@ -64,7 +99,12 @@ class Recording:
     model: ScriptedModel
 
 
-Scenario = Callable[[Recording], Awaitable[RunHandle]]
+@dataclass(frozen=True)
+class Scenario:
+    """A run to record, and whether it must cross a continue-as-new."""
+
+    run: Callable[[Recording], Awaitable[RunHandle]]
+    continues_as_new: bool = False
 
 
 async def _approve(r: Recording) -> RunHandle:
@@ -95,13 +135,12 @@ async def _expire(r: Recording) -> RunHandle:
 async def _two_batches(r: Recording) -> RunHandle:
     """A batch of two gated calls and an ungated one, decided one at a time,
     then a second pause in the next turn."""
-    count = Call("count_rows", {"table_name": "orders"})
     handle, first = await start_paused(
         r.client,
         r.worker,
         r.model,
         "History: two batches",
-        Reply(calls=[DELETE_50, count, NOTIFY]),
+        Reply(calls=[DELETE_50, COUNT, NOTIFY]),
         Reply(calls=[Call("delete_records", {"table_name": "orders", "count": 5})]),
     )
     delete_id, notify_id = (t.tool_call_id for t in first.pending)
@@ -148,81 +187,317 @@ async def _operator_cancel(r: Recording) -> RunHandle:
     return handle
 
 
-async def _webhooks(r: Recording) -> RunHandle:
-    """Approve with webhook receivers configured: deliveries are activities."""
-    async with webhook_receiver(fail_first=1) as receiver:
+@contextlib.asynccontextmanager
+async def _webhook_worker(r: Recording, fail_first: int) -> AsyncIterator[tuple[Worker, Receiver]]:
+    """A worker whose runs push webhooks to a receiver that fails its first requests."""
+    async with webhook_receiver(fail_first=fail_first) as receiver:
         settings = r.worker.settings.model_copy(
             update={
                 "webhook_urls": [receiver.url],
-                "temporal_task_queue": f"{r.worker.task_queue}-webhooks",
+                "temporal_task_queue": f"{r.worker.task_queue}-webhooks-{uuid.uuid4()}",
             }
         )
         async with running_worker(r.client, settings) as worker:
-            handle, paused = await start_paused(
-                r.client, worker, r.model, "History: webhooks", Reply(calls=[DELETE_50])
-            )
-            await approve(handle, paused.tools[0].tool_call_id)
-            await handle.result()
+            yield worker, receiver
+
+
+async def _webhooks(r: Recording) -> RunHandle:
+    """Approve with webhook receivers configured: deliveries are activities."""
+    async with _webhook_worker(r, fail_first=1) as (worker, _):
+        handle, paused = await start_paused(
+            r.client, worker, r.model, "History: webhooks", Reply(calls=[DELETE_50])
+        )
+        await approve(handle, paused.tools[0].tool_call_id)
+        await handle.result()
     return handle
 
 
+async def _signal_decision(handle: RunHandle, call_id: str, *, confirmed: bool) -> None:
+    """Decide through ``decide_signal``: no caller stays attached to the run."""
+    await handle.signal(DECIDE_SIGNAL, request({call_id: confirmed}, source=DecisionSource.SIGNAL))
+
+
+async def _call_state(handle: RunHandle, call_id: str, state: CallState) -> RunView | None:
+    view = await current(handle)
+    return view if any(t.tool_call_id == call_id and t.state is state for t in view.tools) else None
+
+
+async def _continue_as_new(r: Recording) -> RunHandle:
+    """Two pauses before a continue-as-new, one after it, in the carried run.
+
+    The second pause is approved by signal, so no caller is attached at the
+    next turn and the run continues as new there, carrying decided calls.
+    """
+    second = Call("delete_records", {"table_name": "orders", "count": 5})
+    third = Call("delete_records", {"table_name": "sessions", "count": 7})
+    handle, first = await start_paused(
+        r.client,
+        r.worker,
+        r.model,
+        "History: continue as new",
+        Reply(calls=[DELETE_50, COUNT]),
+        Reply(calls=[second]),
+        Reply(calls=[third]),
+    )
+    paused = await approve(handle, first.pending[0].tool_call_id)
+    await _signal_decision(handle, paused.pending[0].tool_call_id, confirmed=True)
+    carried = await eventually(
+        lambda: _paused_in_a_later_run(handle, first_run_id=handle.result_run_id),
+        what="the run to pause again after continuing as new",
+    )
+    await approve(handle, carried.pending[0].tool_call_id)
+    await handle.result()
+    return handle
+
+
+async def _paused_in_a_later_run(handle: RunHandle, first_run_id: str | None) -> RunView | None:
+    description = await handle.describe()
+    if description.run_id == first_run_id:
+        return None
+    view = await current(handle)
+    return view if view.status is RunStatus.PAUSED else None
+
+
+async def _webhooks_in_flight(r: Recording) -> RunHandle:
+    """Deliveries still retrying at a pause and when continue-as-new is suggested.
+
+    The receiver refuses its first three requests (retries after 1 s, 2 s, 4 s),
+    so the first pause's delivery is in flight while the run is approved, moves
+    on and pauses again; the continue-as-new waits until the deliveries are done.
+    """
+    second = Call("delete_records", {"table_name": "orders", "count": 5})
+    async with _webhook_worker(r, fail_first=3) as (worker, receiver):
+        handle, first = await start_paused(
+            r.client,
+            worker,
+            r.model,
+            "History: webhooks in flight",
+            Reply(calls=[DELETE_50]),
+            Reply(calls=[second]),
+            Reply(calls=[COUNT]),
+            Reply(calls=[COUNT]),
+        )
+        # Signals, not updates: a caller waiting on an update would hold the
+        # continue-as-new off by itself.
+        await _signal_decision(handle, first.tools[0].tool_call_id, confirmed=True)
+        paused = await eventually(
+            lambda: _paused_again(handle, pause_count=2), what="the second pause"
+        )
+        # Requested, decided, requested: once through, nothing holds the
+        # continue-as-new off any more.
+        await eventually(lambda: _received(receiver, 3), what="the first three deliveries")
+        await _signal_decision(handle, paused.pending[0].tool_call_id, confirmed=True)
+        await handle.result()
+    return handle
+
+
+async def _received(receiver: Receiver, count: int) -> bool:
+    return len(receiver.events) >= count
+
+
+async def _paused_again(handle: RunHandle, pause_count: int) -> RunView | None:
+    view = await current(handle)
+    paused = view.status is RunStatus.PAUSED and view.pause_count >= pause_count
+    return view if paused else None
+
+
+async def _reused_call_ids(r: Recording) -> RunHandle:
+    """The model names two calls ``call_0``, in two turns.
+
+    Today the second one cannot be decided (decisions find the first, already
+    executed) and is denied when its TTL runs out; recorded so that a fix can be
+    checked against runs that went this way.
+    """
+    quick = Call("quick_delete", {"table_name": "users", "count": 10}, call_id="call_0")
+    handle, _ = await start_paused(
+        r.client,
+        r.worker,
+        r.model,
+        "History: reused call ids",
+        Reply(calls=[Call(DELETE_50.name, DELETE_50.args, call_id="call_0")]),
+        Reply(calls=[quick]),
+    )
+    paused = await approve(handle, "call_0")
+    assert paused.status is RunStatus.PAUSED, paused
+    await assert_refused(
+        ErrorCode.ALREADY_DECIDED, decide(handle, request({"call_0": True}), wait=WAIT)
+    )
+    await handle.result()
+    return handle
+
+
+async def _signal_refused(r: Recording) -> RunHandle:
+    """A refused decide signal and a refusal the API records, then a signal approval."""
+    handle, paused = await start_paused(
+        r.client, r.worker, r.model, "History: signal refused", Reply(calls=[DELETE_50])
+    )
+    call_id = paused.tools[0].tool_call_id
+    # A call the run does not have: refused, recorded, nothing else changes.
+    await handle.signal(
+        DECIDE_SIGNAL, request({"call_unknown": True}, source=DecisionSource.SIGNAL)
+    )
+    await handle.signal(
+        RECORD_REFUSAL_SIGNAL,
+        RefusedAttempt(
+            principal=CAROL,
+            source=DecisionSource.API,
+            tool_call_ids=[call_id],
+            code=ErrorCode.FORBIDDEN_ROLE.value,
+            reason="recorded by the recorder as the API would",
+        ),
+    )
+    await eventually(lambda: _refusals(handle, 2), what="both refusals in the audit trail")
+    await handle.signal(
+        DECIDE_SIGNAL, request({call_id: True}, principal=BOB, source=DecisionSource.SIGNAL)
+    )
+    await handle.result()
+    return handle
+
+
+async def _refusals(handle: RunHandle, count: int) -> bool:
+    trail = await audit_trail(handle)
+    return sum(e.kind is AuditKind.DECISION_REFUSED for e in trail) >= count
+
+
 SCENARIOS: dict[str, Scenario] = {
-    "operator_cancel": _operator_cancel,
-    "webhooks": _webhooks,
-    "approve": _approve,
-    "reject": _reject,
-    "expire": _expire,
-    "two_batches": _two_batches,
-    "four_eyes": _four_eyes,
-    "cancel_batch": _cancel_batch,
+    "operator_cancel": Scenario(_operator_cancel),
+    "webhooks": Scenario(_webhooks),
+    "approve": Scenario(_approve),
+    "reject": Scenario(_reject),
+    "expire": Scenario(_expire),
+    "two_batches": Scenario(_two_batches),
+    "four_eyes": Scenario(_four_eyes),
+    "cancel_batch": Scenario(_cancel_batch),
+    "reused_call_ids": Scenario(_reused_call_ids),
+    "signal_refused": Scenario(_signal_refused),
+    "continue_as_new": Scenario(_continue_as_new, continues_as_new=True),
+    "webhooks_in_flight": Scenario(_webhooks_in_flight, continues_as_new=True),
 }
 
 
-def history_path(name: str) -> Path:
-    """Where the history of scenario ``name`` is stored."""
-    return HISTORY_DIR / f"{name}.json"
+def scenario_of(path: Path) -> str:
+    """The scenario a history file records: its name up to the first dot."""
+    return path.name.split(".", 1)[0]
 
 
-async def record_scenario(name: str, recording: Recording) -> str:
-    """Run one scenario to its end and return its history as JSON."""
-    handle = await SCENARIOS[name](recording)
-    status = (await handle.describe()).status
+def history_files(directory: Path = HISTORY_DIR) -> list[Path]:
+    """Every recorded history, in a stable order."""
+    return sorted(directory.glob("*.json"))
+
+
+def recorded_commit(root: Path = REPO_ROOT) -> str:
+    """The short commit of the code being recorded.
+
+    Raises:
+        RuntimeError: The recorded code has uncommitted changes.
+    """
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", *RECORDED_CODE],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if dirty.strip():
+        raise RuntimeError(
+            "uncommitted changes in the recorded code; record from a worktree of a commit"
+            f" (git worktree add /tmp/rec <commit>):\n{dirty}"
+        )
+    return subprocess.run(
+        ["git", "rev-parse", "--short=7", "HEAD"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def history_names(name: str, commit: str, runs: int) -> list[str]:
+    """File names for the ``runs`` runs of one recording, first run first."""
+    return [
+        f"{name}.{commit}.json" if n == 1 else f"{name}.{commit}.run{n}.json"
+        for n in range(1, runs + 1)
+    ]
+
+
+async def run_chain(client: Client, workflow_id: str, first_run_id: str) -> list[WorkflowHistory]:
+    """The histories of a workflow's runs, following each continue-as-new."""
+    histories: list[WorkflowHistory] = []
+    run_id: str | None = first_run_id
+    while run_id is not None:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        histories.append(history)
+        last = history.events[-1]
+        continued = last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if continued
+            else None
+        )
+    return histories
+
+
+async def record_scenario(name: str, recording: Recording) -> list[WorkflowHistory]:
+    """Run one scenario to its end and return the histories of its runs."""
+    scenario = SCENARIOS[name]
+    handle = await scenario.run(recording)
+    status = (await recording.client.get_workflow_handle(handle.id).describe()).status
     if status is WorkflowExecutionStatus.COMPLETED:
         view = await handle.result()
         if view.status is RunStatus.ERROR:
             raise RuntimeError(f"scenario {name} failed: {view.error}")
     elif status is not WorkflowExecutionStatus.CANCELED:
         raise RuntimeError(f"scenario {name} ended {status}")
-    history = await handle.fetch_history()
-    return history.to_json()
+    assert handle.result_run_id is not None
+    chain = await run_chain(recording.client, handle.id, handle.result_run_id)
+    if scenario.continues_as_new and len(chain) < 2:
+        raise RuntimeError(f"scenario {name} did not continue as new")
+    return chain
 
 
-async def record(names: Sequence[str]) -> list[Path]:
-    """Start a dev server, a scripted model and a worker; record ``names``."""
+@contextlib.asynccontextmanager
+async def recording_stack(small_history: bool) -> AsyncIterator[Recording]:
+    """A dev server, a scripted model and a worker to record against."""
     model = ScriptedModel()
     server = ScriptedServer(model)
     await server.start()
-    written: list[Path] = []
+    extra = [*DEV_SERVER_ARGS, *(SMALL_HISTORY_ARGS if small_history else [])]
     try:
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_cli(),
             data_converter=pydantic_data_converter,
             search_attributes=sa.ALL,
-            dev_server_extra_args=DEV_SERVER_ARGS,
+            dev_server_extra_args=extra,
         ) as env:
             with tempfile.TemporaryDirectory() as tmp:
                 settings = make_settings(
                     model, Path(tmp), f"record-{uuid.uuid4()}", agent_modules=TEST_AGENT_MODULES
                 )
                 async with running_worker(env.client, settings) as worker:
-                    recording = Recording(env.client, worker, model)
-                    for name in names:
-                        path = history_path(name)
-                        path.write_text(await record_scenario(name, recording) + "\n")
-                        logger.info("recorded %s", path)
-                        written.append(path)
+                    yield Recording(env.client, worker, model)
     finally:
         await server.stop()
+
+
+async def record(names: Sequence[str], out: Path = HISTORY_DIR) -> list[Path]:
+    """Record ``names`` into ``out``; refuse to overwrite any history."""
+    commit = recorded_commit()
+    written: list[Path] = []
+    for small_history in (False, True):
+        group = [n for n in names if SCENARIOS[n].continues_as_new is small_history]
+        if not group:
+            continue
+        async with recording_stack(small_history) as recording:
+            for name in group:
+                chain = await record_scenario(name, recording)
+                paths = [out / n for n in history_names(name, commit, len(chain))]
+                existing = [p for p in paths if p.exists()]
+                if existing:
+                    raise FileExistsError(f"{existing[0]} exists: histories are never re-recorded")
+                for path, history in zip(paths, chain, strict=True):
+                    path.write_text(history.to_json() + "\n")
+                    logger.info("recorded %s", path)
+                    written.append(path)
     return written
 
 
@@ -230,12 +505,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command line: record the named scenarios, or all of them."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenarios", nargs="*", help=f"any of {', '.join(SCENARIOS)}")
+    parser.add_argument("--out", type=Path, default=HISTORY_DIR, help="where to write")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    asyncio.run(record(args.scenarios or list(SCENARIOS)))
+    asyncio.run(record(args.scenarios or list(SCENARIOS), args.out))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,116 @@
+"""Replay recorded histories, optionally with one ``workflow.patched`` branch removed.
+
+``without_branch`` makes ``workflow.patched(patch_id)`` take one branch always,
+which is what the workflow code does once someone deletes the other side of the
+``if``. A history that then fails to replay is one that pins the deleted branch.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.agent_run import AgentRunWorkflow
+
+WORKFLOWS_DIR = Path(__file__).parents[2] / "workflows"
+PATCH_FUNCTIONS = frozenset({"patched", "deprecate_patch"})
+# The marker name the SDK records for workflow.patched (the core's patch marker).
+PATCH_MARKER = "core_patch"
+
+
+def load(source: Path | WorkflowHistory) -> WorkflowHistory:
+    """A history from a recorded file (or one already loaded)."""
+    if isinstance(source, WorkflowHistory):
+        return source
+    return WorkflowHistory.from_json(source.name, source.read_text())
+
+
+async def replay_failure(source: Path | WorkflowHistory) -> Exception | None:
+    """Replay against the current ``AgentRunWorkflow``; the failure, if any."""
+    replayer = Replayer(workflows=[AgentRunWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(load(source), raise_on_replay_failure=False)
+    return result.replay_failure
+
+
+@contextlib.contextmanager
+def without_branch(patch_id: str, *, answer: bool) -> Iterator[None]:
+    """While inside, the workflow code behaves as if one branch of ``patch_id`` were deleted.
+
+    ``answer=True``: the old branch is gone, done the supported way, with
+    ``workflow.deprecate_patch`` in place of ``patched``, so a history recorded
+    with the patch still matches its marker and only one recorded before the
+    patch can fail. ``answer=False``: the new branch is gone but the marker is
+    still recorded, so only a history whose run took the new branch can fail.
+
+    The workflow code runs in the sandbox but reads ``workflow.patched`` from
+    the ``temporalio`` module, which the sandbox passes through, so replacing
+    the attribute here reaches it.
+    """
+    original = workflow.patched
+
+    def patched(id: str, *, event_groups: Sequence[workflow.EventGroup] | None = None) -> bool:
+        if id != patch_id:
+            return original(id, event_groups=event_groups)
+        if answer:
+            workflow.deprecate_patch(id, event_groups=event_groups)
+        else:
+            original(id, event_groups=event_groups)
+        return answer
+
+    workflow.patched = patched
+    try:
+        yield
+    finally:
+        workflow.patched = original
+
+
+def _constant(module: str, node: ast.expr) -> str:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Name):
+        value = getattr(importlib.import_module(module), node.id, None)
+        if isinstance(value, str):
+            return value
+    raise ValueError(f"{module}: a patch id that is not a string constant: {ast.unparse(node)}")
+
+
+def patch_ids_in_code(directory: Path = WORKFLOWS_DIR) -> set[str]:
+    """Every id passed to ``workflow.patched``/``deprecate_patch`` in the workflow code.
+
+    Raises:
+        ValueError: A patch id is computed, so it cannot be checked here.
+    """
+    found: set[str] = set()
+    for path in sorted(directory.rglob("*.py")):
+        module = ".".join(path.relative_to(directory.parent).with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name in PATCH_FUNCTIONS:
+                found.add(_constant(module, node.args[0]))
+    return found
+
+
+def patch_ids_in_history(source: Path | WorkflowHistory) -> set[str]:
+    """The patch ids a history recorded (the code that ran it took their new branch)."""
+    converter = pydantic_data_converter.payload_converter
+    ids: set[str] = set()
+    for event in load(source).events:
+        if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+            continue
+        marker = event.marker_recorded_event_attributes
+        if marker.marker_name == PATCH_MARKER:
+            (data,) = converter.from_payloads(list(marker.details["patch-data"].payloads))
+            ids.add(str(data["id"]))
+    return ids
