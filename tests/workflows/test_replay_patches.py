@@ -1,0 +1,56 @@
+"""Every ``workflow.patched`` branch is pinned by a recorded history, both ways.
+
+A patch keeps two branches: the old one for runs recorded before it, the new
+one for the rest. Deleting either must fail replay, or nothing protects runs of
+that shape. So for each patch id in the workflow code, some history must fail
+to replay once the old branch is gone (``patched`` always ``True``: a history
+recorded before the patch, see ``docs/histories.md``) and some once the new
+branch is gone (``patched`` always ``False``). Without the forcing every history
+replays (``test_replay.py``), so these failures come from the removed branch.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.histories.record import history_files
+from tests.histories.replay import (
+    patch_ids_in_code,
+    patch_ids_in_history,
+    replay_failure,
+    without_branch,
+)
+
+PATCH_IDS = sorted(patch_ids_in_code())
+RECORDED = history_files()
+
+
+def test_the_patch_ids_are_found_in_the_workflow_code() -> None:
+    # Guards the source scan: a patch recorded in any history is either still
+    # in the code or deprecated there, so it must be among what the scan found.
+    recorded = set().union(*(patch_ids_in_history(path) for path in RECORDED))
+
+    assert recorded
+    assert recorded <= set(PATCH_IDS)
+
+
+@pytest.mark.parametrize("patch_id", PATCH_IDS)
+@pytest.mark.parametrize(
+    ("removed", "answer"), [("old branch", True), ("new branch", False)], ids=["old", "new"]
+)
+async def test_removing_a_patch_branch_fails_a_replay(
+    patch_id: str, removed: str, answer: bool
+) -> None:
+    failing = []
+    with without_branch(patch_id, answer=answer):
+        for path in RECORDED:
+            if await replay_failure(path) is not None:
+                failing.append(path.name)
+
+    assert failing, (
+        f"no recorded history fails with the {removed} of workflow.patched({patch_id!r})"
+        " removed: record one from the code "
+        + ("before the patch" if answer else "with the patch")
+        + " (docs/histories.md)"
+    )
+
