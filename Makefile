@@ -55,9 +55,9 @@ test: lint ## Lint, type-check and run the whole test suite
 	$(BIN)/pytest -q -p no:cacheprovider; status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$status
 
-bench: $(STAMP) ## Run the benchmarks in bench/ (ratios against bare Temporal)
+bench: $(STAMP) ## Countersign vs a same-work bare workflow; BENCH_ARGS='--small', '--profile'...
 	@$(COMPILE) bench
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --docs $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) data

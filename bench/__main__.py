@@ -119,6 +119,25 @@ def machine() -> dict[str, Any]:
     }
 
 
+def source_version() -> str:
+    """The commit measured, with ``+changes`` when the tree differs from it."""
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
+    head = subprocess.run(
+        [git, "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
+    if head.returncode != 0:
+        return "unknown"
+    dirty = subprocess.run(
+        [git, "status", "--porcelain", "--untracked-files=no"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return head.stdout.strip() + ("+changes" if dirty else "")
+
+
 async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     """Start the stack, measure everything, stop the stack; the results."""
     started = datetime.now(UTC)
@@ -126,6 +145,7 @@ async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     results: dict[str, Any] = {
         "started": started.isoformat(timespec="seconds"),
         "command": "python -m bench " + " ".join(sys.argv[1:]),
+        "commit": source_version(),
         "machine": machine(),
         "config": config,
         "server_args": server_args(),
@@ -164,6 +184,8 @@ async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                 args.concurrency,
                 args.out / f"worker-profile-{stamp}.txt",
             )
+    # Who had to be killed or exited with an error once asked to stop.
+    results["stop_problems"] = stack.processes.stop_problems
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     return results
 
@@ -190,7 +212,9 @@ def write(results: dict[str, Any], out: Path, *, docs: bool) -> Path:
     if "profile" in results:
         table += "\n" + profile.markdown(results["profile"])
     (out / "latest.md").write_text(table)
-    if docs:
+    if docs and results["config"]["small"]:
+        logger.info("--small: %s left as it is", DOCS.relative_to(ROOT))
+    elif docs:
         doc = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
         doc = _replace_block(doc, RESULTS_BEGIN, RESULTS_END, report.markdown(results))
         if "profile" in results:

@@ -82,6 +82,7 @@ class Processes:
 
     log_dir: Path
     started: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    stop_problems: list[str] = field(default_factory=list)
 
     def start(self, name: str, command: Sequence[str], env: Mapping[str, str]) -> int:
         """Start ``command`` as ``name``; its output goes to ``<log_dir>/<name>.log``.

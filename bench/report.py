@@ -200,7 +200,7 @@ def markdown(results: dict[str, Any]) -> str:
     machine = results["machine"]
     config = results["config"]
     lines = [
-        f"Run of {results['started']} — `{results['command']}`",
+        f"Run of {results['started']} at commit `{results['commit']}`: `{results['command']}`",
         "",
         f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['platform']}; "
         f"Python {machine['python']}, temporalio {machine['temporalio']}, "

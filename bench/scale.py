@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
-from api.service import pending_approvals_query
 from bench.flows import AGENT_ID, CountersignSide, FlowError, in_lanes
 from bench.procs import poll_until, rss_mib
 from bench.stack import Stack
+from countersign import search_attributes as sa
 
 logger = logging.getLogger("bench")
 
@@ -66,7 +66,9 @@ async def hold_paused(
         logger.info("%d runs paused, worker RSS %.0f MiB", created, rss[-1][1])
     create_seconds = time.perf_counter() - start
 
-    query = pending_approvals_query(AGENT_ID, None)
+    # The bench's own readiness check, not the inbox's query: the figure is
+    # the inbox listing them, once visibility has them all.
+    query = f"{sa.PENDING_APPROVALS.name} > 0 AND ExecutionStatus = 'Running'"
 
     async def all_visible() -> bool:
         return (await stack.client.count_workflows(query)).count >= paused

@@ -46,6 +46,9 @@ def server_args() -> list[str]:
     return args
 
 
+_PROJECT_PREFIXES = ("COUNTERSIGN_", "TEMPORAL_", "OPENAI_", "OTEL_")
+
+
 @dataclass
 class Stack:
     """The running stack: where to reach each part and its process id."""
@@ -63,7 +66,9 @@ class Stack:
 
 
 def _env(address: str, **values: str) -> dict[str, str]:
-    env = dict(os.environ)
+    # Nothing from the caller's own configuration (webhooks, a real model,
+    # authentication...) may change the work measured.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PROJECT_PREFIXES)}
     # The connection variables under the names the settings read today and
     # under temporalio.envconfig's, so a rename on either side keeps working.
     env |= {
@@ -112,6 +117,7 @@ async def running_stack(work_dir: Path, *, worker_cache: int) -> AsyncIterator[S
         yield stack
     finally:
         problems = processes.stop_all()
+        processes.stop_problems = problems
         if problems:
             logger.warning("did not stop cleanly: %s (logs in %s)", ", ".join(problems), work_dir)
 
@@ -136,7 +142,7 @@ async def _start(processes: Processes, work_dir: Path, worker_cache: int) -> Sta
             "error",
             *server_args(),
         ],
-        os.environ,
+        _env(address),
     )
     client: Client | None = None
 
