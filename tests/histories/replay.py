@@ -10,14 +10,25 @@ from __future__ import annotations
 import ast
 import contextlib
 import importlib
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
+from pydantic import JsonValue
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import (
+    ContinueAsNewInput,
+    ExecuteWorkflowInput,
+    Interceptor,
+    Replayer,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
 
 from workflows.agent_run import AgentRunWorkflow
 
@@ -34,11 +45,104 @@ def load(source: Path | WorkflowHistory) -> WorkflowHistory:
     return WorkflowHistory.from_json(source.name, source.read_text())
 
 
+class ReplayedStateError(Exception):
+    """Replay issued the recorded commands but rebuilt a different run."""
+
+
+class _Outcome(Interceptor):
+    """Keeps what the replayed run ended with: its result or continue-as-new input."""
+
+    def __init__(self) -> None:
+        self.ended_with: list[object] = []
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        ended_with = self.ended_with
+
+        class Outbound(WorkflowOutboundInterceptor):
+            def continue_as_new(self, input: ContinueAsNewInput) -> NoReturn:
+                ended_with.append(input.args[0])
+                super().continue_as_new(input)
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(Outbound(outbound))
+
+            async def execute_workflow(self, input: ExecuteWorkflowInput) -> object:
+                result = await super().execute_workflow(input)
+                ended_with.append(result)
+                return result
+
+        return Inbound
+
+
+def _recorded_outcome(history: WorkflowHistory) -> JsonValue | None:
+    last = history.events[-1]
+    if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        payloads = last.workflow_execution_completed_event_attributes.result.payloads
+    elif last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+        payloads = last.workflow_execution_continued_as_new_event_attributes.input.payloads
+    else:
+        return None
+    value: JsonValue = json.loads(payloads[0].data)
+    return value
+
+
+def _differences(recorded: JsonValue, replayed: JsonValue, where: str = "") -> list[str]:
+    """Where ``replayed`` lacks or changes what ``recorded`` has.
+
+    Keys the current models added since the recording are not differences: the
+    run had no such field then.
+    """
+    if isinstance(recorded, dict):
+        if not isinstance(replayed, dict):
+            return [f"{where or '.'}: {recorded!r} became {replayed!r}"]
+        return [
+            diff
+            for key, value in recorded.items()
+            for diff in _differences(value, replayed.get(key, "<missing>"), f"{where}.{key}")
+        ]
+    if isinstance(recorded, list):
+        if not isinstance(replayed, list) or len(replayed) != len(recorded):
+            return [f"{where}: {recorded!r} became {replayed!r}"]
+        return [
+            diff
+            for i, (old, new) in enumerate(zip(recorded, replayed, strict=True))
+            for diff in _differences(old, new, f"{where}[{i}]")
+        ]
+    return [] if recorded == replayed else [f"{where}: {recorded!r} became {replayed!r}"]
+
+
 async def replay_failure(source: Path | WorkflowHistory) -> Exception | None:
-    """Replay against the current ``AgentRunWorkflow``; the failure, if any."""
-    replayer = Replayer(workflows=[AgentRunWorkflow], data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(load(source), raise_on_replay_failure=False)
-    return result.replay_failure
+    """Replay against the current ``AgentRunWorkflow``; the failure, if any.
+
+    Besides the commands Temporal checks, the run the replay rebuilds must end
+    as recorded (its result, or the state it carried into a continue-as-new):
+    a patch that changes only state, with no command, is pinned that way too.
+    """
+    history = load(source)
+    outcome = _Outcome()
+    replayer = Replayer(
+        workflows=[AgentRunWorkflow],
+        data_converter=pydantic_data_converter,
+        interceptors=[outcome],
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    if result.replay_failure is not None:
+        return result.replay_failure
+    recorded = _recorded_outcome(history)
+    if recorded is None:
+        return None
+    if not outcome.ended_with:
+        return ReplayedStateError(
+            f"{history.workflow_id}: the replayed run did not end as recorded"
+        )
+    (payload,) = pydantic_data_converter.payload_converter.to_payloads([outcome.ended_with[-1]])
+    differences = _differences(recorded, json.loads(payload.data))
+    if differences:
+        return ReplayedStateError(f"{history.workflow_id}: " + "; ".join(differences[:5]))
+    return None
 
 
 @contextlib.contextmanager
