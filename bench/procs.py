@@ -82,7 +82,8 @@ class Processes:
 
     log_dir: Path
     started: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    stop_problems: list[str] = field(default_factory=list)
+    # None until stop_all ran: a run that never stopped its processes says so.
+    stop_problems: list[str] | None = None
 
     def start(self, name: str, command: Sequence[str], env: Mapping[str, str]) -> int:
         """Start ``command`` as ``name``; its output goes to ``<log_dir>/<name>.log``.
