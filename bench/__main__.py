@@ -147,6 +147,8 @@ async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         "command": "python -m bench " + " ".join(sys.argv[1:]),
         "commit": source_version(),
         "machine": machine(),
+        # Other work on the machine moves the figures; say how much there was.
+        "load_average": {"start": [round(x, 2) for x in os.getloadavg()]},
         "config": config,
         "server_args": server_args(),
     }
@@ -184,6 +186,7 @@ async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                 args.concurrency,
                 args.out / f"worker-profile-{stamp}.txt",
             )
+    results["load_average"]["end"] = [round(x, 2) for x in os.getloadavg()]
     # Who had to be killed or exited with an error once asked to stop.
     results["stop_problems"] = stack.processes.stop_problems
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -22,7 +22,7 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
 from bench.bare import BareWorkflow
-from countersign.runs import workflow_id
+from countersign.client import workflow_id
 
 SEED_MESSAGE = "Delete 5 old records from the users table"
 AGENT_ID = "data_manager"

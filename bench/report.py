@@ -204,7 +204,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['platform']}; "
         f"Python {machine['python']}, temporalio {machine['temporalio']}, "
-        f"{machine['temporal_cli']}.",
+        f"{machine['temporal_cli']}. Load average (1, 5, 15 min) at start "
+        f"{results['load_average']['start']}, at end {results['load_average']['end']}.",
         "",
         f"{config['passes']} passes, order alternated; per pass and side "
         f"{config['samples']} flows one at a time for latency, then {config['flows']} flows "
