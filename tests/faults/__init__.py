@@ -1,0 +1,1 @@
+"""Fault injection: real processes killed with SIGKILL under load (``make test-faults``)."""
