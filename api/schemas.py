@@ -665,3 +665,25 @@ class HealthPublic(BaseModel):
             ]
         }
     )
+
+
+class ReadyPublic(BaseModel):
+    """``GET /ready``: this replica can take runs now (otherwise 503 with the failed check)."""
+
+    status: Literal["ready"] = "ready"
+    namespace: str
+    task_queue: str
+    workers: int = Field(description="Workers seen polling the task queue in the last 90 s.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "namespace": "default",
+                    "task_queue": "countersign",
+                    "workers": 2,
+                }
+            ]
+        }
+    )
