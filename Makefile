@@ -11,7 +11,7 @@ COMPILE := $(BIN)/python -m compileall -q $(SOURCES)
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install up worker api test lint format bench demo ui-screenshot clean
+.PHONY: help install up worker api test test-faults lint format bench demo ui-screenshot clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -54,6 +54,10 @@ test: lint ## Lint, type-check and run the whole test suite
 	@$(COMPILE)
 	$(BIN)/pytest -q -p no:cacheprovider; status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$status
+
+test-faults: $(STAMP) ## Only the fault-injection suite (COUNTERSIGN_FAULTS_LONG=1: the long run)
+	@$(COMPILE)
+	$(BIN)/pytest -q -p no:cacheprovider -m faults tests/faults
 
 bench: $(STAMP) ## Countersign vs a same-work bare workflow; BENCH_ARGS='--small', '--profile'...
 	@$(COMPILE) bench
