@@ -430,3 +430,15 @@ def test_api_keys_volume_is_writable_by_the_image_user() -> None:
     keys_dir = str(Path(keys_file).parent)
     assert f"install -d -o countersign -g countersign {keys_dir}" in dockerfile
     assert f"api-keys:{keys_dir}" in SERVICES["api"]["volumes"]
+
+
+def test_readme_registers_every_search_attribute_on_temporal_cloud() -> None:
+    # Cloud takes tcld (or its UI), not `temporal operator`; the command must stay complete.
+    readme = (ROOT / "README.md").read_text()
+    pattern = r"```bash\n(tcld namespace search-attributes add.*?)```"
+    [block] = re.findall(pattern, readme, re.DOTALL)
+    registered = dict(re.findall(r"--search-attribute (\w+)=(\w+)", block))
+    assert registered == {
+        key.name: SEARCH_ATTRIBUTE_CLI_TYPES[key.indexed_value_type]
+        for key in search_attributes.ALL
+    }
