@@ -14,14 +14,21 @@ from collections.abc import Awaitable
 from typing import NoReturn, TypeVar
 
 from fastapi import status
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from fastapi.responses import Response
+from temporalio.client import Client
 
-from api import metrics
-from api.errors import SESSION_MISMATCH, ApiError, is_connection_failure
+from api import metrics, policy
+from api.errors import ApiError
+from api.run_responses import run_response
 from api.schemas import ContinueToolEntry
-from api.service import RunHandle, finished_run_error, record_refusal, refusal_of
-from countersign import Agent, ToolArgumentsError
+from api.shutdown import PendingWaits
+from countersign import Agent, AgentRegistry, ToolArgumentsError
+from countersign.client import (
+    DecisionRefusedError,
+    NotAcceptedError,
+    RunClient,
+    RunClosedError,
+)
 from countersign.digest import args_digest
 from countersign.models import (
     DecideRequest,
@@ -29,10 +36,11 @@ from countersign.models import (
     DecisionSource,
     ErrorCode,
     Principal,
+    RefusedAttempt,
     RunStatus,
     RunView,
 )
-from countersign.runs import NotAcceptedError, run_handle
+from countersign.settings import Settings
 
 T = TypeVar("T")
 
@@ -60,7 +68,7 @@ class DecisionAttempt:
         entries: list[ContinueToolEntry],
         source: DecisionSource = DecisionSource.API,
     ) -> None:
-        self.handle: RunHandle = run_handle(client, view.run_id)
+        self.run = RunClient.of(client, view.run_id)
         self.agent = agent
         self.view = view
         self.principal = principal
@@ -73,13 +81,14 @@ class DecisionAttempt:
         """Record the refusal in the run's audit trail (if it is open), then raise it."""
         metrics.record_refused_decisions(len(self.entries))
         if not self.view.status.is_final:
-            await record_refusal(
-                self.handle,
-                self.principal,
-                [e.tool_call_id for e in self.entries],
-                err.code,
-                err.detail,
-                self.source,
+            await self.run.record_refusal(
+                RefusedAttempt(
+                    principal=self.principal,
+                    source=self.source,
+                    tool_call_ids=[e.tool_call_id for e in self.entries],
+                    code=err.code,
+                    reason=err.detail,
+                )
             )
         raise err
 
@@ -93,17 +102,13 @@ class DecisionAttempt:
         run = self.view
         if len(self.entries) > max_decisions:
             await self.refuse(
-                ApiError(
-                    status.HTTP_422_UNPROCESSABLE_CONTENT,
-                    "invalid_request",
-                    f"tools: at most {max_decisions} decisions per request",
-                )
+                ApiError.invalid(f"tools: at most {max_decisions} decisions per request")
             )
         if session_id is not None and session_id != run.session_id:
             await self.refuse(
                 ApiError(
                     status.HTTP_409_CONFLICT,
-                    SESSION_MISMATCH,
+                    ErrorCode.SESSION_MISMATCH,
                     f"run {run.run_id} belongs to another session than {session_id!r}",
                 )
             )
@@ -145,30 +150,69 @@ class DecisionAttempt:
         )
 
     async def send(self, call: Awaitable[T]) -> T:
-        """Await the update call, turning the workflow's refusals into HTTP errors.
+        """Await the ``decide`` call, turning the workflow's refusals into HTTP errors.
 
         Raises:
             ApiError: The refusal's status and code (after recording it), 409
-                ``not_paused`` when the run closed meanwhile, 503 when Temporal
-                is unreachable.
+                ``not_paused`` when the run closed meanwhile, 503 when no
+                worker took the decisions.
         """
         try:
             result = await call
-        except WorkflowUpdateFailedError as err:
-            refusal = refusal_of(err)
-            if refusal is None:
-                raise
-            code, message = refusal
-            await self.refuse(ApiError.refusal(code, message))
+        except RunClosedError as err:
+            # A closed run records nothing more: answer the refusal only.
+            raise ApiError.refusal(err.code, err.message) from None
+        except DecisionRefusedError as err:
+            await self.refuse(ApiError.refusal(err.code, err.message))
         except NotAcceptedError as err:
             raise ApiError.worker_unavailable(
                 f"{err}; Temporal holds them and they apply, if still valid, when a worker"
                 " takes the run: GET the run to see"
             ) from None
-        except RPCError as err:
-            if is_connection_failure(err):
-                raise ApiError.temporal_unavailable(err) from None
-            # Updates to a closed workflow fail at the RPC level.
-            raise finished_run_error(self.view.run_id, err) from None
         metrics.observe_decisions(self.decisions, time.perf_counter() - self.started)
         return result
+
+
+async def decide_one(
+    view: RunView,
+    entry: ContinueToolEntry,
+    principal: Principal,
+    *,
+    source: DecisionSource,
+    client: Client,
+    registry: AgentRegistry,
+    settings: Settings,
+    waits: PendingWaits,
+) -> Response:
+    """Send one decision on a run the principal may decide; answer with the run.
+
+    The approvals API and decision links decide one call at a time this way.
+
+    Raises:
+        ApiError: The refusal (recorded in the audit trail while the run is open).
+    """
+    attempt = DecisionAttempt(
+        client, registry.get(view.agent_id), view, principal, [entry], source=source
+    )
+    if refusal := policy.decide_refusal(principal, view):
+        await attempt.refuse(refusal)
+    request = await attempt.check(session_id=None, max_decisions=1)
+    result = await attempt.send(waits.run(attempt.run.decide(request, wait=settings.wait_budget)))
+    if result is None:
+        return run_response(await attempt.run.view(), settled=False)
+    return run_response(result.run)
+
+
+def token_secret(settings: Settings) -> str:
+    """The decision-token secret.
+
+    Raises:
+        ApiError: 404 ``decision_tokens_disabled`` when none is configured.
+    """
+    if settings.decision_token_secret is None:
+        raise ApiError(
+            status.HTTP_404_NOT_FOUND,
+            ErrorCode.DECISION_TOKENS_DISABLED,
+            "decision links are off: set COUNTERSIGN_DECISION_TOKEN_SECRET to use them",
+        )
+    return settings.decision_token_secret.get_secret_value()

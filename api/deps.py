@@ -20,11 +20,12 @@ from fastapi import Depends, Request, status
 from temporalio.client import Client, Interceptor
 
 from api import auth
-from api.errors import ApiError, is_connection_failure
+from api.errors import ApiError
 from api.policy import PERMISSION_ROLES, Permission
-from api.service import PendingWaits
+from api.shutdown import PendingWaits
 from countersign import Agent, AgentRegistry
-from countersign.models import Principal
+from countersign.client import is_connection_failure
+from countersign.models import ErrorCode, Principal
 from countersign.observability import with_interceptors
 from countersign.security.rate_limit import RateLimited, RateLimiter, route_key
 from countersign.settings import Settings
@@ -185,7 +186,7 @@ def get_agent(registry: AgentRegistry, agent_id: str) -> Agent:
     agent = registry.get(agent_id)
     if agent is None:
         raise ApiError(
-            status.HTTP_404_NOT_FOUND, "unknown_agent", f"agent {agent_id!r} does not exist"
+            status.HTTP_404_NOT_FOUND, ErrorCode.UNKNOWN_AGENT, f"agent {agent_id!r} does not exist"
         )
     return agent
 

@@ -1,8 +1,10 @@
 """Errors as JSON ``{"detail": ..., "code": ...}``, with a stable code each.
 
-Routes raise :class:`ApiError`; workflow refusals (``ErrorCode``) map to an HTTP
-status here and nowhere else; request validation, unknown routes and Temporal
-being unreachable get the same body shape, never a 500 with a traceback.
+Routes raise :class:`ApiError`; every code is an :class:`ErrorCode` (or a
+decision token's :class:`TokenErrorCode`). Workflow refusals map to an HTTP
+status here and nowhere else, and so does what the run client reports.
+Request validation, unknown routes and Temporal being unreachable get the
+same body shape, never a 500 with a traceback.
 """
 
 from __future__ import annotations
@@ -16,29 +18,32 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from api.schemas import ErrorBody
+from countersign.client import (
+    DecisionRefusedError,
+    RunNotFoundError,
+    WorkerUnavailableError,
+    is_connection_failure,
+)
+
+__all__ = [
+    "REFUSAL_STATUS",
+    "ApiError",
+    "error_response",
+    "install",
+    "is_connection_failure",  # the run client's, for routes that reach Temporal themselves
+    "responses",
+    "run_client_error",
+    "validation_detail",
+]
 from countersign.models import ErrorCode
+from countersign.security.decision_tokens import TokenErrorCode
 
 logger = logging.getLogger("countersign.api")
 
-INVALID_REQUEST = "invalid_request"
-UNKNOWN_AGENT = "unknown_agent"
-UNKNOWN_RUN = "unknown_run"
-UNKNOWN_APPROVAL = "unknown_approval"
-SESSION_MISMATCH = "session_mismatch"
-RUN_EXISTS = "run_exists"
-TEMPORAL_UNAVAILABLE = "temporal_unavailable"
-WORKER_UNAVAILABLE = "worker_unavailable"
-SHUTTING_DOWN = "shutting_down"
-FORBIDDEN = "forbidden"
-UNAUTHENTICATED = "unauthenticated"
-PAYLOAD_TOO_LARGE = "payload_too_large"
-RATE_LIMITED = "rate_limited"
-DECISION_TOKENS_DISABLED = "decision_tokens_disabled"
-
-#: HTTP status of each workflow refusal (DESIGN §5).
+#: HTTP status of each workflow refusal (the table in ``docs/architecture.md``).
 REFUSAL_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNKNOWN_CALL: status.HTTP_404_NOT_FOUND,
     ErrorCode.DUPLICATE_CALL: status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -56,19 +61,22 @@ REFUSAL_STATUS: dict[ErrorCode, int] = {
 }
 
 _CODE_OF_STATUS = {
-    400: "bad_request",
-    401: UNAUTHENTICATED,
-    403: FORBIDDEN,
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    410: "gone",
-    413: PAYLOAD_TOO_LARGE,
-    415: "unsupported_media_type",
-    422: INVALID_REQUEST,
-    429: RATE_LIMITED,
-    503: TEMPORAL_UNAVAILABLE,
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHENTICATED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    410: ErrorCode.GONE,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.INVALID_REQUEST,
+    429: ErrorCode.RATE_LIMITED,
+    503: ErrorCode.TEMPORAL_UNAVAILABLE,
 }
+
+#: A stable code: the API's and the workflow's, or a decision token's refusal.
+Code = ErrorCode | TokenErrorCode
 
 
 class ApiError(Exception):
@@ -77,7 +85,7 @@ class ApiError(Exception):
     def __init__(
         self,
         status_code: int,
-        code: str,
+        code: Code,
         detail: str,
         headers: dict[str, str] | None = None,
     ) -> None:
@@ -90,14 +98,14 @@ class ApiError(Exception):
     @classmethod
     def refusal(cls, code: ErrorCode, detail: str) -> ApiError:
         """A workflow refusal as an HTTP error."""
-        return cls(REFUSAL_STATUS.get(code, status.HTTP_409_CONFLICT), code.value, detail)
+        return cls(REFUSAL_STATUS.get(code, status.HTTP_409_CONFLICT), code, detail)
 
     @classmethod
     def worker_unavailable(cls, detail: str) -> ApiError:
         """Temporal answered, but no worker served the run in time."""
         return cls(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            WORKER_UNAVAILABLE,
+            ErrorCode.WORKER_UNAVAILABLE,
             detail,
             headers={"Retry-After": "5"},
         )
@@ -107,24 +115,33 @@ class ApiError(Exception):
         """Temporal could not be reached; the request changed nothing we know of."""
         return cls(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            TEMPORAL_UNAVAILABLE,
+            ErrorCode.TEMPORAL_UNAVAILABLE,
             f"Temporal is unreachable, try again later ({err})",
             headers={"Retry-After": "5"},
         )
 
+    @classmethod
+    def unknown_run(cls, run_id: str) -> ApiError:
+        """404 ``unknown_run``: the same answer for a missing run and a hidden one."""
+        return cls(status.HTTP_404_NOT_FOUND, ErrorCode.UNKNOWN_RUN, f"run {run_id} does not exist")
 
-#: RPC status codes that mean "the server is not there", not "your request is wrong".
-UNAVAILABLE_RPC = frozenset(
-    {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
-)
+    @classmethod
+    def invalid(cls, detail: str) -> ApiError:
+        """422 ``invalid_request``: the request is malformed; ``detail`` says where."""
+        return cls(status.HTTP_422_UNPROCESSABLE_CONTENT, ErrorCode.INVALID_REQUEST, detail)
 
 
-def is_connection_failure(err: BaseException) -> bool:
-    """Whether ``err`` says Temporal is unreachable (rather than refusing a request)."""
-    if isinstance(err, RPCError):
-        return err.status in UNAVAILABLE_RPC
-    # A lazy client that cannot connect raises a plain RuntimeError from the core.
-    return isinstance(err, RuntimeError) and "client connect" in str(err)
+def run_client_error(err: Exception) -> ApiError | None:
+    """The HTTP error for what the run client reports, ``None`` for anything else."""
+    if isinstance(err, RunNotFoundError):
+        return ApiError.unknown_run(err.run_id)
+    if isinstance(err, WorkerUnavailableError):
+        return ApiError.worker_unavailable(str(err))
+    if isinstance(err, DecisionRefusedError):
+        return ApiError.refusal(err.code, err.message)
+    if is_connection_failure(err):
+        return ApiError.temporal_unavailable(err)
+    return None
 
 
 def error_response(
@@ -156,13 +173,15 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     return error_response(
-        status.HTTP_422_UNPROCESSABLE_CONTENT, INVALID_REQUEST, validation_detail(exc.errors())
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        ErrorCode.INVALID_REQUEST,
+        validation_detail(exc.errors()),
     )
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _CODE_OF_STATUS.get(exc.status_code, "error")
+    code: str = _CODE_OF_STATUS.get(exc.status_code, ErrorCode.ERROR)
     detail: Any = exc.detail
     # Auth may raise HTTPException(detail={"detail": ..., "code": ...}) to set the code.
     if isinstance(detail, dict):
@@ -178,17 +197,24 @@ async def _rpc_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(err.status_code, err.code, err.detail, err.headers)
     logger.exception("Temporal refused a call", exc_info=exc)
     return error_response(
-        status.HTTP_502_BAD_GATEWAY, "temporal_error", f"Temporal refused the call: {exc}"
+        status.HTTP_502_BAD_GATEWAY, ErrorCode.TEMPORAL_ERROR, f"Temporal refused the call: {exc}"
     )
 
 
 async def _update_timeout(_: Request, exc: Exception) -> JSONResponse:
     err = ApiError(
         status.HTTP_503_SERVICE_UNAVAILABLE,
-        TEMPORAL_UNAVAILABLE,
+        ErrorCode.TEMPORAL_UNAVAILABLE,
         "Temporal did not answer the update in time; the run may have moved on: read it again",
         headers={"Retry-After": "5"},
     )
+    return error_response(err.status_code, err.code, err.detail, err.headers)
+
+
+async def _run_client_error(request: Request, exc: Exception) -> JSONResponse:
+    err = run_client_error(exc)
+    if err is None:
+        return await _runtime_error(request, exc)
     return error_response(err.status_code, err.code, err.detail, err.headers)
 
 
@@ -197,7 +223,7 @@ async def _runtime_error(request: Request, exc: Exception) -> JSONResponse:
         return await _rpc_error(request, exc)
     logger.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
-        status.HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "internal error (logged)"
+        status.HTTP_500_INTERNAL_SERVER_ERROR, ErrorCode.INTERNAL_ERROR, "internal error (logged)"
     )
 
 
@@ -209,6 +235,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RPCError, _rpc_error)
     app.add_exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError, _update_timeout)
     app.add_exception_handler(RuntimeError, _runtime_error)
+    for client_error in (RunNotFoundError, WorkerUnavailableError, DecisionRefusedError):
+        app.add_exception_handler(client_error, _run_client_error)
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -216,22 +244,25 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     examples = {
         401: (
             "credentials required: send 'Authorization: Bearer <API key or JWT>'",
-            UNAUTHENTICATED,
+            ErrorCode.UNAUTHENTICATED,
         ),
-        403: ("deciding delete_records needs one of the roles dba", "approver_role_required"),
-        404: ("run 6f1c... does not exist", UNKNOWN_RUN),
-        409: ("tool call fc_08... was already decided by alice (EXECUTED)", "already_decided"),
-        410: ("confirmation of fc_08... expired at 2026-01-02T10:00:00Z", "confirmation_expired"),
-        413: ("request body exceeds 262144 bytes", PAYLOAD_TOO_LARGE),
-        422: ("tools: not valid JSON (Expecting value at char 0)", INVALID_REQUEST),
-        429: ("rate limit exceeded; retry in 2 s", RATE_LIMITED),
-        503: ("Temporal is unreachable, try again later", TEMPORAL_UNAVAILABLE),
+        403: ("deciding delete_records needs one of the roles dba", ErrorCode.FORBIDDEN_ROLE),
+        404: ("run 6f1c... does not exist", ErrorCode.UNKNOWN_RUN),
+        409: (
+            "tool call fc_08... was already decided by alice (EXECUTED)",
+            ErrorCode.ALREADY_DECIDED,
+        ),
+        410: ("confirmation of fc_08... expired at 2026-01-02T10:00:00Z", ErrorCode.EXPIRED),
+        413: ("request body exceeds 262144 bytes", ErrorCode.PAYLOAD_TOO_LARGE),
+        422: ("tools: not valid JSON (Expecting value at char 0)", ErrorCode.INVALID_REQUEST),
+        429: ("rate limit exceeded; retry in 2 s", ErrorCode.RATE_LIMITED),
+        503: ("Temporal is unreachable, try again later", ErrorCode.TEMPORAL_UNAVAILABLE),
     }
     out: dict[int | str, dict[str, Any]] = {}
     for code in codes:
         detail, stable = examples[code]
         out[code] = {
             "model": ErrorBody,
-            "content": {"application/json": {"example": {"detail": detail, "code": stable}}},
+            "content": {"application/json": {"example": {"detail": detail, "code": stable.value}}},
         }
     return out

@@ -1,4 +1,4 @@
-"""Server-Sent Events named as in the seed's framework, derived from settled views.
+"""Server-Sent Events named as in the AgentOS wire format, derived from settled views.
 
 The workflow does not stream tokens: it settles (pauses, completes or fails)
 and the API learns of it through one update. The events are therefore derived
@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from api.errors import ApiError, is_connection_failure
+from api.errors import ApiError, run_client_error
 from api.schemas import ErrorBody, RunPublic, ToolPublic
 from countersign.models import CallState, RunStatus, RunView
 
@@ -22,7 +22,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class RunEvent(StrEnum):
-    """Event names (the seed framework's, plus ``RunInProgress``)."""
+    """Event names (the AgentOS wire format's, plus ``RunInProgress``)."""
 
     RUN_STARTED = "RunStarted"
     RUN_CONTINUED = "RunContinued"
@@ -124,12 +124,11 @@ async def stream_run(
         yield format_event(RunEvent.RUN_ERROR, ErrorBody(detail=err.detail, code=err.code))
         return
     except Exception as err:
-        if not is_connection_failure(err):
+        # Headers are sent: what the run client reports becomes the stream's last event.
+        mapped = run_client_error(err)
+        if mapped is None:
             raise
-        unavailable = ApiError.temporal_unavailable(err)
-        yield format_event(
-            RunEvent.RUN_ERROR, ErrorBody(detail=unavailable.detail, code=unavailable.code)
-        )
+        yield format_event(RunEvent.RUN_ERROR, ErrorBody(detail=mapped.detail, code=mapped.code))
         return
     for frame in settled_events(before, after):
         yield frame

@@ -1,6 +1,6 @@
-"""Request bodies that arrive form-encoded (as in the seed) or as JSON.
+"""Request bodies that arrive form-encoded (as in the AgentOS wire format) or as JSON.
 
-FastAPI reads a body as one or the other; the seed's clients send forms whose
+FastAPI reads a body as one or the other; AgentOS clients send forms whose
 ``tools`` field is a JSON string, and JSON clients send real arrays. These
 dependencies accept both and report problems as 422 ``invalid_request`` saying
 where.
@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request, status
 from pydantic import BaseModel, ValidationError
 
-from api.errors import INVALID_REQUEST, ApiError, validation_detail
+from api.errors import ApiError, validation_detail
 from api.schemas import (
     ApprovalDecision,
     DecisionTokenCreate,
@@ -22,14 +22,11 @@ from api.schemas import (
     RunContinue,
     RunCreate,
 )
+from countersign.models import ErrorCode
 
 M = TypeVar("M", bound=BaseModel)
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def _invalid(detail: str) -> ApiError:
-    return ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, INVALID_REQUEST, detail)
 
 
 async def read_fields(request: Request) -> dict[str, Any]:
@@ -49,15 +46,15 @@ async def read_fields(request: Request) -> dict[str, Any]:
         try:
             data = json.loads(body)
         except ValueError as err:
-            raise _invalid(f"body: not valid JSON ({err})") from None
+            raise ApiError.invalid(f"body: not valid JSON ({err})") from None
         if not isinstance(data, dict):
-            raise _invalid("body: must be a JSON object")
+            raise ApiError.invalid("body: must be a JSON object")
         return data
     if not body:
         return {}
     raise ApiError(
         status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         f"send application/x-www-form-urlencoded or application/json, not {content_type}",
     )
 
@@ -71,7 +68,7 @@ def parse(model: type[M], fields: dict[str, Any]) -> M:
     try:
         return model.model_validate(fields)
     except ValidationError as err:
-        raise _invalid(validation_detail(err.errors())) from None
+        raise ApiError.invalid(validation_detail(err.errors())) from None
 
 
 def _form_bool(fields: dict[str, Any], name: str) -> None:
@@ -97,17 +94,19 @@ def decode_tools(value: Any) -> list[Any]:
         ApiError: 422 saying whether the JSON or its shape is wrong.
     """
     if value is None:
-        raise _invalid("tools: field required (a JSON array of decisions)")
+        raise ApiError.invalid("tools: field required (a JSON array of decisions)")
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError as err:
-            raise _invalid(f"tools: not valid JSON ({err})") from None
+            raise ApiError.invalid(f"tools: not valid JSON ({err})") from None
     if not isinstance(value, list):
-        raise _invalid("tools: must be a JSON array of decisions")
+        raise ApiError.invalid("tools: must be a JSON array of decisions")
     for index, entry in enumerate(value):
         if not isinstance(entry, dict):
-            raise _invalid(f"tools.{index}: must be an object with tool_call_id and confirmed")
+            raise ApiError.invalid(
+                f"tools.{index}: must be an object with tool_call_id and confirmed"
+            )
     return value
 
 
@@ -126,7 +125,7 @@ async def approval_decision_body(request: Request) -> ApprovalDecision:
         try:
             fields["tool_args"] = json.loads(fields["tool_args"])
         except ValueError as err:
-            raise _invalid(f"tool_args: not valid JSON ({err})") from None
+            raise ApiError.invalid(f"tool_args: not valid JSON ({err})") from None
     return parse(ApprovalDecision, fields)
 
 

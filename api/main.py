@@ -26,7 +26,7 @@ Durable human approval for AI agents' tool calls, on Temporal.
 
 Start a run with `POST /agents/{agent_id}/runs`; when the agent calls a tool that needs
 confirmation, the run answers `PAUSED` with the pending calls. Decide them with
-`POST /agents/{agent_id}/runs/{run_id}/continue` (the seed's format) or through the approvals
+`POST /agents/{agent_id}/runs/{run_id}/continue` (the AgentOS wire format) or through the approvals
 inbox. Every error is `{"detail": ..., "code": ...}`.
 """
 

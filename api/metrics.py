@@ -38,7 +38,7 @@ REGISTRY = CollectorRegistry()
 PENDING_REFRESH_TIMEOUT = 2.0
 """Seconds a scrape waits for the visibility count before it reports NaN."""
 
-# Runs paused for a person, the approve → answer round trip (DESIGN §8).
+# The approve → answer round trip of a run paused for a person: tens of ms to a minute.
 _LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 

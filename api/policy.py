@@ -1,9 +1,9 @@
-"""Who may do what with which run (DESIGN §6): the one place where roles meet runs.
+"""Who may do what with which run: the one place where roles meet runs.
 
 Roles (``countersign.security.KNOWN_ROLES``):
 
-- ``requester`` starts runs, reads its own runs and decides their calls (the
-  seed's requester confirms its own call; the workflow still refuses a
+- ``requester`` starts runs, reads its own runs and decides their calls (in
+  the AgentOS wire format the requester confirms its own call; the workflow still refuses a
   self-approval when the tool forbids it, e.g. four eyes);
 - ``approver`` decides, and reads the runs it can decide (those with a gated
   call) and the approvals inbox;
@@ -28,7 +28,7 @@ from enum import StrEnum
 
 from fastapi import status
 
-from api.errors import FORBIDDEN, UNKNOWN_RUN, ApiError
+from api.errors import ApiError
 from countersign.models import ErrorCode, Principal, RunView, ToolCallView
 from countersign.security import ROLE_ADMIN, ROLE_APPROVER, ROLE_REQUESTER, ROLE_VIEWER
 
@@ -86,12 +86,12 @@ def can_decide(principal: Principal, view: RunView) -> bool:
 
 def unknown_run(run_id: str) -> ApiError:
     """404 ``unknown_run``: the same answer for a missing run and a hidden one."""
-    return ApiError(status.HTTP_404_NOT_FOUND, UNKNOWN_RUN, f"run {run_id} does not exist")
+    return ApiError.unknown_run(run_id)
 
 
 def forbidden(detail: str) -> ApiError:
     """403 ``forbidden``."""
-    return ApiError(status.HTTP_403_FORBIDDEN, FORBIDDEN, detail)
+    return ApiError(status.HTTP_403_FORBIDDEN, ErrorCode.FORBIDDEN, detail)
 
 
 def check_read(principal: Principal, view: RunView) -> RunView:

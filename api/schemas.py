@@ -1,20 +1,33 @@
 """The wire format of the HTTP API: what comes in and what goes out.
 
 Request and response types are different families (``RunCreate`` comes in,
-``RunPublic`` goes out). Responses are built from the workflow's typed views
-(:class:`~countersign.models.RunView`, :class:`~countersign.models.ToolCallView`)
-so each field has one definition; the seed framework's field names are kept and
-ours are added next to them.
+``RunPublic`` goes out). Responses derive from the workflow's typed views
+(:class:`~countersign.models.RunView`, :class:`~countersign.models.ToolCallView`,
+a tool's :class:`~countersign.models.ConfirmationPolicy`), so each field has one
+definition: the AgentOS wire format's field names come first and ours are
+added next to them.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool
 
+from api.examples import (
+    EXAMPLE_AGENT,
+    EXAMPLE_APPROVAL,
+    EXAMPLE_AUDIT_TRAIL,
+    EXAMPLE_COMPLETED_RUN,
+    EXAMPLE_CONTINUE,
+    EXAMPLE_CREATE,
+    EXAMPLE_DIGEST,
+    EXAMPLE_ERROR,
+    EXAMPLE_PAUSED_RUN,
+    EXAMPLE_RUN_LIST,
+)
 from countersign.models import (
     AuditEvent,
     CallState,
@@ -23,29 +36,12 @@ from countersign.models import (
     JsonObject,
     RunStatus,
     RunView,
+    TimeoutAction,
     ToolCallView,
     Usage,
 )
+from countersign.tool import Tool
 
-SEED_MESSAGE = "Delete 50 old records from the users table"
-EXAMPLE_RUN_ID = "6f1c2b9e0a7d4c4f8e3b5a2d1c0f9e8d"
-EXAMPLE_CALL_ID = "fc_08fcec4a7403d0170069800cf3f76081968afd06038b259278"
-
-# The seed's continue request (api.http, step 2), as JSON.
-EXAMPLE_SEED_CONTINUE: dict[str, Any] = {
-    "tools": [
-        {
-            "tool_call_id": EXAMPLE_CALL_ID,
-            "tool_name": "delete_records",
-            "tool_args": {"table_name": "users", "count": 50},
-            "confirmed": True,
-        }
-    ],
-    "session_id": "test_session",
-    "user_id": "test_user",
-    "stream": False,
-}
-EXAMPLE_DIGEST = "9c4f0e3b5f1d6a2e8b7c0d9e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c"
 APPROVAL_ID_SEPARATOR = ":"
 
 
@@ -75,18 +71,14 @@ class ErrorBody(BaseModel):
     detail: str = Field(description="What went wrong and, where it helps, where.")
     code: str = Field(description="Stable machine-readable reason, e.g. `unknown_run`.")
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"detail": "agent 'nope' does not exist", "code": "unknown_agent"}]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ERROR]})
 
 
 # ---------------------------------------------------------------- requests
 
 
 class RunCreate(BaseModel):
-    """``POST /agents/{agent_id}/runs``, form-encoded as in the seed or JSON."""
+    """``POST /agents/{agent_id}/runs``, form-encoded as in the AgentOS wire format, or JSON."""
 
     message: str = Field(min_length=1, description="What the user asks the agent.")
     user_id: str | None = Field(None, description="The end user (dev mode: the principal).")
@@ -97,21 +89,12 @@ class RunCreate(BaseModel):
 
     model_config = ConfigDict(
         extra="ignore",
-        json_schema_extra={
-            "examples": [
-                {
-                    "message": SEED_MESSAGE,
-                    "user_id": "test_user",
-                    "session_id": "test_session",
-                    "stream": False,
-                }
-            ]
-        },
+        json_schema_extra={"examples": [EXAMPLE_CREATE]},
     )
 
 
 class ContinueToolEntry(BaseModel):
-    """One decision in ``tools``: the seed's short form or the whole echoed tool object.
+    """One decision in ``tools``: the AgentOS short form or the whole echoed tool object.
 
     Fields the run body carries but a decision does not need (``state``,
     ``result``...) are ignored.
@@ -133,16 +116,7 @@ class ContinueToolEntry(BaseModel):
 
     model_config = ConfigDict(
         extra="ignore",
-        json_schema_extra={
-            "examples": [
-                {
-                    "tool_call_id": EXAMPLE_CALL_ID,
-                    "tool_name": "delete_records",
-                    "tool_args": {"table_name": "users", "count": 50},
-                    "confirmed": True,
-                }
-            ]
-        },
+        json_schema_extra={"examples": [EXAMPLE_CONTINUE["tools"][0]]},
     )
 
 
@@ -160,7 +134,7 @@ class RunContinue(BaseModel):
 
     model_config = ConfigDict(
         extra="ignore",
-        json_schema_extra={"examples": [EXAMPLE_SEED_CONTINUE]},
+        json_schema_extra={"examples": [EXAMPLE_CONTINUE]},
     )
 
 
@@ -221,7 +195,7 @@ class DecisionTokenRedeem(BaseModel):
 
 
 class DecisionPublic(BaseModel):
-    """A decision recorded on a call."""
+    """A decision recorded on a call, its principal flattened to id and roles."""
 
     principal_id: str
     roles: list[str]
@@ -234,121 +208,42 @@ class DecisionPublic(BaseModel):
     @classmethod
     def of(cls, decision: Decision) -> DecisionPublic:
         """From the workflow's record."""
-        return cls(
-            principal_id=decision.principal.id,
-            roles=list(decision.principal.roles),
-            confirmed=decision.confirmed,
-            note=decision.note,
-            source=decision.source,
-            decided_at=decision.decided_at,
-            edited_args=decision.edited_args,
+        return cls.model_validate(
+            {
+                **decision.model_dump(exclude={"principal"}),
+                "principal_id": decision.principal.id,
+                "roles": list(decision.principal.roles),
+            }
         )
 
 
-class ToolPublic(BaseModel):
-    """One tool call of a run: the seed's fields, then ours."""
+class ToolPublic(ToolCallView):
+    """One tool call of a run: the workflow's view, decisions flattened, its approval id."""
 
-    tool_call_id: str
-    tool_name: str
-    tool_args: JsonObject
-    requires_confirmation: bool
-    confirmed: bool | None = None
-    confirmation_note: str | None = None
-    result: str | None = None
-    tool_call_error: bool | None = None
-    state: CallState
-    args_digest: str
-    expires_at: datetime | None = None
-    approvals_required: int = 0
-    approver_roles: list[str] = Field(default_factory=list)
-    allow_edit: bool = False
-    decisions: list[DecisionPublic] = Field(default_factory=list)
+    # The view's decisions with each principal flattened to id and roles.
+    decisions: list[DecisionPublic] = Field(default_factory=list)  # type: ignore[assignment]
     approval_id: str | None = Field(None, description="Id in the approvals API (gated calls).")
-    turn: int
-    result_truncated: bool = False
 
     @classmethod
     def of(cls, run_id: str, call: ToolCallView) -> ToolPublic:
         """From the workflow's view of the call."""
-        return cls(
-            **call.model_dump(exclude={"decisions"}),
-            decisions=[DecisionPublic.of(d) for d in call.decisions],
-            approval_id=approval_id(run_id, call.tool_call_id)
-            if call.requires_confirmation
-            else None,
+        return cls.model_validate(
+            {
+                **call.model_dump(exclude={"decisions"}),
+                "decisions": [DecisionPublic.of(d) for d in call.decisions],
+                "approval_id": approval_id(run_id, call.tool_call_id)
+                if call.requires_confirmation
+                else None,
+            }
         )
 
 
-_EXAMPLE_TOOL: dict[str, Any] = {
-    "tool_call_id": EXAMPLE_CALL_ID,
-    "tool_name": "delete_records",
-    "tool_args": {"table_name": "users", "count": 50},
-    "requires_confirmation": True,
-    "confirmed": None,
-    "confirmation_note": None,
-    "result": None,
-    "tool_call_error": None,
-    "state": "AWAITING_CONFIRMATION",
-    "args_digest": EXAMPLE_DIGEST,
-    "expires_at": "2026-01-02T10:00:00Z",
-    "approvals_required": 1,
-    "approver_roles": [],
-    "allow_edit": False,
-    "decisions": [],
-    "approval_id": f"{EXAMPLE_RUN_ID}:{EXAMPLE_CALL_ID}",
-    "turn": 1,
-    "result_truncated": False,
-}
-
-EXAMPLE_PAUSED_RUN: dict[str, Any] = {
-    "run_id": EXAMPLE_RUN_ID,
-    "agent_id": "data_manager",
-    "session_id": "test_session",
-    "user_id": "test_user",
-    "status": "PAUSED",
-    "content": None,
-    "message": SEED_MESSAGE,
-    "created_at": "2026-01-01T10:00:00Z",
-    "updated_at": "2026-01-01T10:00:01Z",
-    "tools": [_EXAMPLE_TOOL],
-    "error": None,
-    "model": "gpt-5.2",
-    "demo_model": False,
-    "usage": {"input_tokens": 120, "output_tokens": 30, "total_tokens": 150},
-    "turns": 1,
-    "requester": "test_user",
-}
-
-EXAMPLE_COMPLETED_RUN: dict[str, Any] = {
-    **EXAMPLE_PAUSED_RUN,
-    "status": "COMPLETED",
-    "content": "Deleted 50 records from users.",
-    "tools": [
-        {
-            **_EXAMPLE_TOOL,
-            "confirmed": True,
-            "result": "Deleted 50 records from users",
-            "tool_call_error": False,
-            "state": "EXECUTED",
-            "decisions": [
-                {
-                    "principal_id": "test_user",
-                    "roles": ["approver"],
-                    "confirmed": True,
-                    "note": None,
-                    "source": "api",
-                    "decided_at": "2026-01-01T10:01:00Z",
-                    "edited_args": None,
-                }
-            ],
-        }
-    ],
-    "turns": 2,
-}
-
-
 class RunPublic(BaseModel):
-    """A run as the API returns it (the seed's run body plus our additions)."""
+    """A run as the API returns it: the AgentOS run body plus our additions.
+
+    The public part of :class:`~countersign.models.RunView`: the conversation
+    and the workflow's counters stay inside, the requester is its id.
+    """
 
     run_id: str
     agent_id: str
@@ -368,33 +263,23 @@ class RunPublic(BaseModel):
     requester: str = Field(description="Principal id of whoever started the run.")
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [EXAMPLE_PAUSED_RUN, EXAMPLE_COMPLETED_RUN]}
+        extra="ignore",
+        json_schema_extra={"examples": [EXAMPLE_PAUSED_RUN, EXAMPLE_COMPLETED_RUN]},
     )
 
     @classmethod
     def of(cls, view: RunView) -> RunPublic:
         """From the workflow's view of the run."""
-        return cls(
-            run_id=view.run_id,
-            agent_id=view.agent_id,
-            session_id=view.session_id,
-            user_id=view.user_id,
-            status=view.status,
-            content=view.content,
-            message=view.message,
-            created_at=view.created_at,
-            updated_at=view.updated_at,
-            tools=[ToolPublic.of(view.run_id, t) for t in view.tools],
-            error=view.error,
-            model=view.model,
-            demo_model=view.demo_model,
-            usage=view.usage,
-            turns=view.turns,
-            requester=view.requester.id,
+        return cls.model_validate(
+            {
+                **view.model_dump(exclude={"tools", "requester"}),
+                "tools": [ToolPublic.of(view.run_id, t) for t in view.tools],
+                "requester": view.requester.id,
+            }
         )
 
 
-class RunSummary(BaseModel):
+class RunListItem(BaseModel):
     """A run as visibility lists it (no query to the workflow)."""
 
     run_id: str
@@ -411,31 +296,10 @@ class RunSummary(BaseModel):
 class RunList(BaseModel):
     """One page of runs, newest activity first."""
 
-    runs: list[RunSummary]
+    runs: list[RunListItem]
     next_page_token: str | None = Field(None, description="Pass as `page_token` for more.")
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "runs": [
-                        {
-                            "run_id": EXAMPLE_RUN_ID,
-                            "agent_id": "data_manager",
-                            "session_id": "test_session",
-                            "user_id": "test_user",
-                            "status": "PAUSED",
-                            "pending_approvals": 1,
-                            "pending_tools": ["delete_records"],
-                            "started_at": "2026-01-01T10:00:00Z",
-                            "closed_at": None,
-                        }
-                    ],
-                    "next_page_token": None,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_RUN_LIST]})
 
 
 class Confirmation(StrEnum):
@@ -447,7 +311,11 @@ class Confirmation(StrEnum):
 
 
 class AgentToolPublic(BaseModel):
-    """A tool an agent may call, with its schema and confirmation policy."""
+    """A tool an agent may call, with its schema and confirmation policy.
+
+    The policy is the tool's :class:`~countersign.models.ConfirmationPolicy`,
+    its time-to-live in seconds.
+    """
 
     name: str
     description: str
@@ -457,37 +325,27 @@ class AgentToolPublic(BaseModel):
     approvals_required: int = 1
     allow_self_approval: bool
     confirmation_ttl_seconds: float = Field(description="Time to decide before the call is denied.")
-    on_timeout: Literal["deny", "cancel_run"]
+    on_timeout: TimeoutAction
     allow_edit: bool
 
-
-_EXAMPLE_AGENT: dict[str, Any] = {
-    "id": "data_manager",
-    "name": "Data Manager",
-    "description": "Deletes records and sends notifications, each after a person confirms it.",
-    "instructions": ["You help users manage data operations"],
-    "model": None,
-    "markdown": True,
-    "tools": [
-        {
-            "name": "delete_records",
-            "description": "Delete records from a database table.",
-            "parameters": {
-                "type": "object",
-                "properties": {"table_name": {"type": "string"}, "count": {"type": "integer"}},
-                "required": ["table_name", "count"],
-                "additionalProperties": False,
-            },
-            "requires_confirmation": "always",
-            "approver_roles": [],
-            "approvals_required": 1,
-            "allow_self_approval": True,
-            "confirmation_ttl_seconds": 86400.0,
-            "on_timeout": "deny",
-            "allow_edit": False,
-        }
-    ],
-}
+    @classmethod
+    def of(cls, tool: Tool, default_ttl: timedelta) -> AgentToolPublic:
+        """A tool's schema and its policy, resolved with the run's default time-to-live."""
+        if callable(tool.requires_confirmation):
+            when = Confirmation.CONDITIONAL
+        else:
+            when = Confirmation.ALWAYS if tool.requires_confirmation else Confirmation.NEVER
+        policy = tool.confirmation_policy(default_ttl)
+        return cls.model_validate(
+            {
+                **policy.model_dump(exclude={"ttl"}),
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters_schema,
+                "requires_confirmation": when,
+                "confirmation_ttl_seconds": policy.ttl.total_seconds(),
+            }
+        )
 
 
 class AgentPublic(BaseModel):
@@ -501,11 +359,11 @@ class AgentPublic(BaseModel):
     markdown: bool
     tools: list[AgentToolPublic]
 
-    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_AGENT]})
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_AGENT]})
 
 
 class ApprovalPublic(BaseModel):
-    """One gated call as the approvals inbox shows it."""
+    """One gated call as the approvals inbox shows it: the call and its run's context."""
 
     approval_id: str
     run_id: str
@@ -527,57 +385,24 @@ class ApprovalPublic(BaseModel):
     allow_edit: bool
     decisions: list[DecisionPublic]
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "approval_id": f"{EXAMPLE_RUN_ID}:{EXAMPLE_CALL_ID}",
-                    "run_id": EXAMPLE_RUN_ID,
-                    "agent_id": "data_manager",
-                    "session_id": "test_session",
-                    "user_id": "test_user",
-                    "requester": "test_user",
-                    "message": SEED_MESSAGE,
-                    "run_status": "PAUSED",
-                    "tool_call_id": EXAMPLE_CALL_ID,
-                    "tool_name": "delete_records",
-                    "tool_args": {"table_name": "users", "count": 50},
-                    "args_digest": EXAMPLE_DIGEST,
-                    "state": "AWAITING_CONFIRMATION",
-                    "expires_at": "2026-01-02T10:00:00Z",
-                    "approvals_required": 1,
-                    "approvals": 0,
-                    "approver_roles": [],
-                    "allow_edit": False,
-                    "decisions": [],
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [EXAMPLE_APPROVAL]})
 
     @classmethod
     def of(cls, view: RunView, call: ToolCallView) -> ApprovalPublic:
         """One call of a run, for the inbox."""
-        return cls(
-            approval_id=approval_id(view.run_id, call.tool_call_id),
-            run_id=view.run_id,
-            agent_id=view.agent_id,
-            session_id=view.session_id,
-            user_id=view.user_id,
-            requester=view.requester.id,
-            message=view.message,
-            run_status=view.status,
-            tool_call_id=call.tool_call_id,
-            tool_name=call.tool_name,
-            tool_args=call.tool_args,
-            args_digest=call.args_digest,
-            state=call.state,
-            expires_at=call.expires_at,
-            approvals_required=call.approvals_required,
-            approvals=sum(1 for d in call.decisions if d.confirmed),
-            approver_roles=call.approver_roles,
-            allow_edit=call.allow_edit,
-            decisions=[DecisionPublic.of(d) for d in call.decisions],
+        tool = ToolPublic.of(view.run_id, call)
+        return cls.model_validate(
+            {
+                **tool.model_dump(),
+                "run_id": view.run_id,
+                "agent_id": view.agent_id,
+                "session_id": view.session_id,
+                "user_id": view.user_id,
+                "requester": view.requester.id,
+                "message": view.message,
+                "run_status": view.status,
+                "approvals": sum(1 for d in call.decisions if d.confirmed),
+            }
         )
 
 
@@ -613,32 +438,7 @@ class AuditTrail(BaseModel):
         None, description="Index of the first changed, removed or moved event."
     )
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "run_id": EXAMPLE_RUN_ID,
-                    "events": [
-                        {
-                            "seq": 0,
-                            "at": "2026-01-01T10:00:00Z",
-                            "kind": "run.started",
-                            "run_id": EXAMPLE_RUN_ID,
-                            "tool_call_id": None,
-                            "principal": {"id": "test_user", "roles": ["requester"]},
-                            "source": None,
-                            "detail": SEED_MESSAGE,
-                            "data": {},
-                            "prev_hash": "0" * 64,
-                            "hash": EXAMPLE_DIGEST,
-                        }
-                    ],
-                    "chain_intact": True,
-                    "first_broken_link": None,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_AUDIT_TRAIL]})
 
 
 class HealthPublic(BaseModel):

@@ -87,10 +87,12 @@ class DecisionSource(StrEnum):
 
 
 class ErrorCode(StrEnum):
-    """Stable machine-readable reasons for refusing a request.
+    """Stable machine-readable reasons for refusing a request: the ``code`` of every error.
 
-    The workflow raises them as the ``type`` of an ``ApplicationError`` from the
-    ``decide`` validator; the API maps each to an HTTP status.
+    The workflow raises the decision refusals as the ``type`` of an
+    ``ApplicationError`` from the ``decide`` validator; the API maps each to an
+    HTTP status (``api.errors.REFUSAL_STATUS``) and adds its own codes below;
+    the CLI prints them. ``docs/architecture.md`` lists them with their status.
     """
 
     NOT_PAUSED = "not_paused"
@@ -108,6 +110,31 @@ class ErrorCode(StrEnum):
     ALREADY_APPROVED_BY = "already_approved_by_principal"
     CALL_CANCELLED = "call_cancelled"
     SEQ_AHEAD = "settle_seq_ahead"
+
+    # The API's own: requests refused before any run is asked.
+    INVALID_REQUEST = "invalid_request"
+    BAD_REQUEST = "bad_request"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    CONFLICT = "conflict"
+    GONE = "gone"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    UNKNOWN_AGENT = "unknown_agent"
+    UNKNOWN_RUN = "unknown_run"
+    UNKNOWN_APPROVAL = "unknown_approval"
+    SESSION_MISMATCH = "session_mismatch"
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    RATE_LIMITED = "rate_limited"
+    DECISION_TOKENS_DISABLED = "decision_tokens_disabled"
+    SHUTTING_DOWN = "shutting_down"
+    TEMPORAL_UNAVAILABLE = "temporal_unavailable"
+    WORKER_UNAVAILABLE = "worker_unavailable"
+    TEMPORAL_ERROR = "temporal_error"
+    INTERNAL_ERROR = "internal_error"
+    #: An HTTP error of a status no other code names.
+    ERROR = "error"
 
 
 class Principal(BaseModel):
@@ -507,6 +534,35 @@ class RunView(BaseModel):
     def pending(self) -> list[ToolCallView]:
         """Calls waiting for a decision."""
         return [t for t in self.tools if t.state is CallState.AWAITING_CONFIRMATION]
+
+    @classmethod
+    def of(cls, run: RunInput, state: RunState) -> RunView:
+        """The run from its input and its state: what the workflow's query returns.
+
+        A run that no worker has taken yet is ``RunView.of(run, RunState(...))``
+        with a fresh state.
+        """
+        return cls(
+            run_id=run.run_id,
+            agent_id=run.agent_id,
+            session_id=run.session_id,
+            user_id=run.user_id,
+            message=run.message,
+            requester=run.requester,
+            status=state.status,
+            content=state.content,
+            created_at=state.created_at,
+            updated_at=state.updated_at,
+            tools=[c.view() for c in state.calls],
+            messages=state.messages,
+            turns=state.turns,
+            pause_count=state.pause_count,
+            settle_seq=state.settle_seq,
+            error=state.error,
+            model=state.model,
+            demo_model=state.demo_model,
+            usage=state.usage,
+        )
 
 
 class DecideResult(BaseModel):

@@ -34,8 +34,8 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from countersign.client import RunClient, build_run_input, workflow_id  # noqa: E402
 from countersign.models import Principal, RunStatus  # noqa: E402
-from countersign.runs import build_run_input, start_run, workflow_id  # noqa: E402
 from countersign.settings import Settings  # noqa: E402
 from devstack.stack import DevStack, child_environment  # noqa: E402
 from devstack.temporal_server import DevStackSettings  # noqa: E402
@@ -258,7 +258,7 @@ async def paused_run_on_own_stack(output: Path) -> None:
                 user_id="test_user",
                 session_id="test_session",
             )
-            _, view = await start_run(
+            _, view = await RunClient.start(
                 stack.client,
                 run,
                 task_queue=settings.temporal_task_queue,

@@ -8,31 +8,10 @@ from fastapi import APIRouter
 
 from api.deps import AgentDep, Reader, RegistryDep, SettingsDep
 from api.errors import responses
-from api.schemas import AgentPublic, AgentToolPublic, Confirmation
-from countersign import Agent, Tool
+from api.schemas import AgentPublic, AgentToolPublic
+from countersign import Agent
 
 router = APIRouter(prefix="/agents", tags=["agents"])
-
-
-def tool_public(tool: Tool, default_ttl: timedelta) -> AgentToolPublic:
-    """A tool's schema and confirmation policy as the API shows them."""
-    if callable(tool.requires_confirmation):
-        confirmation = Confirmation.CONDITIONAL
-    else:
-        confirmation = Confirmation.ALWAYS if tool.requires_confirmation else Confirmation.NEVER
-    policy = tool.confirmation_policy(default_ttl)
-    return AgentToolPublic(
-        name=tool.name,
-        description=tool.description,
-        parameters=tool.parameters_schema,
-        requires_confirmation=confirmation,
-        approver_roles=policy.approver_roles,
-        approvals_required=policy.approvals_required,
-        allow_self_approval=policy.allow_self_approval,
-        confirmation_ttl_seconds=policy.ttl.total_seconds(),
-        on_timeout=policy.on_timeout.value,
-        allow_edit=policy.allow_edit,
-    )
 
 
 def agent_public(agent: Agent, default_ttl: timedelta) -> AgentPublic:
@@ -44,7 +23,7 @@ def agent_public(agent: Agent, default_ttl: timedelta) -> AgentPublic:
         instructions=list(agent.instructions),
         model=agent.model,
         markdown=agent.markdown,
-        tools=[tool_public(t, default_ttl) for t in agent.tools],
+        tools=[AgentToolPublic.of(t, default_ttl) for t in agent.tools],
     )
 
 

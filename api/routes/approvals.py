@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from temporalio.client import Client
 
 from api import policy
-from api.decisions import DecisionAttempt
+from api.decisions import decide_one, token_secret
 from api.deps import (
     Approver,
     ClientDep,
@@ -28,13 +28,13 @@ from api.deps import (
     TokenIssuer,
     WaitsDep,
 )
-from api.errors import DECISION_TOKENS_DISABLED, UNKNOWN_APPROVAL, ApiError, responses
+from api.errors import ApiError, responses
+from api.examples import EXAMPLE_APPROVAL_ID, EXAMPLE_DIGEST
 from api.forms import ApprovalDecisionBody, TokenCreateBody, request_body
-from api.routes.runs import _RUN_RESPONSES, run_response
+from api.inbox import pending_approvals
+from api.reads import gated_call, locate, unknown_approval
+from api.run_responses import RUN_RESPONSES
 from api.schemas import (
-    EXAMPLE_CALL_ID,
-    EXAMPLE_DIGEST,
-    EXAMPLE_RUN_ID,
     ApprovalDecision,
     ApprovalList,
     ApprovalPublic,
@@ -42,19 +42,10 @@ from api.schemas import (
     DecisionTokenCreate,
     DecisionTokenPublic,
     RunPublic,
-    split_approval_id,
 )
-from api.service import PendingWaits, get_view, list_page, open_views, pending_approvals_query
+from api.shutdown import PendingWaits
 from countersign import AgentRegistry
-from countersign.models import (
-    CallState,
-    DecisionSource,
-    ErrorCode,
-    Principal,
-    RunView,
-    ToolCallView,
-)
-from countersign.runs import decide
+from countersign.models import CallState, DecisionSource, ErrorCode, Principal
 from countersign.security import decision_tokens
 from countersign.settings import Settings
 
@@ -66,91 +57,9 @@ ApprovalId = Annotated[
     str,
     Path(
         description="`{run_id}:{tool_call_id}`",
-        openapi_examples={
-            "seed": {"summary": "a pending call", "value": f"{EXAMPLE_RUN_ID}:{EXAMPLE_CALL_ID}"}
-        },
+        openapi_examples={"example": {"summary": "a pending call", "value": EXAMPLE_APPROVAL_ID}},
     ),
 ]
-
-
-def unknown_approval(approval: str) -> ApiError:
-    """404 ``unknown_approval``: the same for a missing call and a hidden one."""
-    return ApiError(
-        status.HTTP_404_NOT_FOUND, UNKNOWN_APPROVAL, f"approval {approval!r} does not exist"
-    )
-
-
-async def locate(client: Client, approval: str, principal: Principal) -> tuple[RunView, str]:
-    """The run behind an approval id, if ``principal`` may read it, and the call's id.
-
-    Raises:
-        ApiError: 404 ``unknown_approval``.
-    """
-    parts = split_approval_id(approval)
-    if parts is None:
-        raise unknown_approval(approval)
-    run_id, call_id = parts
-    try:
-        view = await get_view(client, run_id)
-    except ApiError as err:
-        if err.status_code == status.HTTP_404_NOT_FOUND:
-            raise unknown_approval(approval) from None
-        raise
-    if not policy.can_read(principal, view):
-        raise unknown_approval(approval)
-    return view, call_id
-
-
-def gated_call(view: RunView, call_id: str) -> ToolCallView | None:
-    """The run's call ``call_id`` when it needs (or needed) a confirmation."""
-    return next(
-        (t for t in view.tools if t.tool_call_id == call_id and t.requires_confirmation), None
-    )
-
-
-async def decide_one(
-    view: RunView,
-    entry: ContinueToolEntry,
-    principal: Principal,
-    *,
-    source: DecisionSource,
-    client: Client,
-    registry: AgentRegistry,
-    settings: Settings,
-    waits: PendingWaits,
-) -> Response:
-    """Send one decision on a run the principal may decide; answer with the run.
-
-    Raises:
-        ApiError: The refusal (recorded in the audit trail while the run is open).
-    """
-    attempt = DecisionAttempt(
-        client, registry.get(view.agent_id), view, principal, [entry], source=source
-    )
-    if refusal := policy.decide_refusal(principal, view):
-        await attempt.refuse(refusal)
-    request = await attempt.check(session_id=None, max_decisions=1)
-    result = await attempt.send(
-        waits.run(decide(attempt.handle, request, wait=settings.wait_budget))
-    )
-    if result is None:
-        return run_response(await get_view(client, view.run_id), settled=False)
-    return run_response(result.run)
-
-
-def token_secret(settings: Settings) -> str:
-    """The decision-token secret.
-
-    Raises:
-        ApiError: 404 ``decision_tokens_disabled`` when none is configured.
-    """
-    if settings.decision_token_secret is None:
-        raise ApiError(
-            status.HTTP_404_NOT_FOUND,
-            DECISION_TOKENS_DISABLED,
-            "decision links are off: set COUNTERSIGN_DECISION_TOKEN_SECRET to use them",
-        )
-    return settings.decision_token_secret.get_secret_value()
 
 
 @router.get(
@@ -168,7 +77,7 @@ async def list_approvals(
     ] = "pending",
     agent_id: Annotated[
         str | None,
-        Query(openapi_examples={"seed": {"summary": "seed agent", "value": "data_manager"}}),
+        Query(openapi_examples={"example": {"summary": "an agent", "value": "data_manager"}}),
     ] = None,
     tool_name: Annotated[
         str | None,
@@ -178,7 +87,7 @@ async def list_approvals(
         str | None,
         Query(
             description="Only runs of this end user.",
-            openapi_examples={"seed": {"summary": "seed user", "value": "test_user"}},
+            openapi_examples={"example": {"summary": "an end user", "value": "test_user"}},
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Runs per page.")] = 20,
@@ -191,18 +100,15 @@ async def list_approvals(
     every pending call; a requester sees those of its own runs.
     """
     del approval_status
-    user_id = policy.inbox_scope(principal, user_id)
-    query = pending_approvals_query(agent_id, tool_name, user_id)
-    executions, token = await list_page(client, query, limit=limit, page_token=page_token)
-    views = await open_views(client, executions)
-    approvals = [
-        ApprovalPublic.of(view, call)
-        for view in views
-        if policy.can_read(principal, view)
-        for call in view.pending
-        if tool_name is None or call.tool_name == tool_name
-    ]
-    return ApprovalList(approvals=approvals, next_page_token=token)
+    return await pending_approvals(
+        client,
+        principal,
+        agent_id=agent_id,
+        tool_name=tool_name,
+        user_id=policy.inbox_scope(principal, user_id),
+        limit=limit,
+        page_token=page_token,
+    )
 
 
 @router.get(
@@ -252,7 +158,7 @@ async def _decide(
     )
 
 
-_DECIDE_RESPONSES = {**_RUN_RESPONSES, **responses(401, 403, 404, 409, 410, 422, 503)}
+_DECIDE_RESPONSES = {**RUN_RESPONSES, **responses(401, 403, 404, 409, 410, 422, 503)}
 
 
 @router.post(
@@ -397,9 +303,5 @@ def _token_approver(principal: Principal, body: DecisionTokenCreate) -> Principa
     if not policy.is_admin(principal):
         raise policy.forbidden("only admins may issue links for another approver")
     if body.approver_id is None:
-        raise ApiError(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "invalid_request",
-            "approver_roles: give approver_id too",
-        )
+        raise ApiError.invalid("approver_roles: give approver_id too")
     return Principal(id=body.approver_id, roles=tuple(body.approver_roles or ()))

@@ -18,14 +18,14 @@ from fastapi import APIRouter, status
 from fastapi.responses import Response
 
 from api import policy
-from api.decisions import DecisionAttempt
+from api.decisions import DecisionAttempt, decide_one, token_secret
 from api.deps import ClientDep, RegistryDep, SettingsDep, WaitsDep
 from api.errors import ApiError, responses
 from api.forms import TokenRedeemBody, request_body
-from api.routes.approvals import decide_one, gated_call, token_secret, unknown_approval
-from api.routes.runs import _RUN_RESPONSES
+from api.reads import gated_call, unknown_approval
+from api.run_responses import RUN_RESPONSES
 from api.schemas import ContinueToolEntry, DecisionTokenRedeem, RunPublic, approval_id
-from api.service import get_view
+from countersign.client import RunClient
 from countersign.models import CallState, DecisionSource, ErrorCode, Principal, ToolCallView
 from countersign.security.decision_tokens import DecisionTokenError, TokenErrorCode, verify
 
@@ -51,7 +51,7 @@ TOKEN_STATUS: dict[TokenErrorCode, int] = {
     "that was altered or signed with another secret with 401 `token_bad_signature`, an expired "
     "one with 410 `token_expired`.",
     response_model=RunPublic,
-    responses={**_RUN_RESPONSES, **responses(401, 403, 404, 409, 410, 422, 429, 503)},
+    responses={**RUN_RESPONSES, **responses(401, 403, 404, 409, 410, 422, 429, 503)},
     openapi_extra=request_body(
         DecisionTokenRedeem, {"link": {"token": "v1.eyJjIjoi....Zm9v", "note": "ok by mail"}}
     ),
@@ -70,10 +70,10 @@ async def redeem_token(
     except DecisionTokenError as err:
         # The reason names no part of the token; the token itself is never logged.
         logger.info("refused a decision token: %s", err.code.value)
-        raise ApiError(TOKEN_STATUS[err.code], err.code.value, err.reason) from None
+        raise ApiError(TOKEN_STATUS[err.code], err.code, err.reason) from None
     principal = Principal(id=claims.approver_id, roles=claims.approver_roles)
     approval = approval_id(claims.run_id, claims.tool_call_id)
-    view = await get_view(client, claims.run_id)
+    view = await RunClient.of(client, claims.run_id).view()
     call = gated_call(view, claims.tool_call_id)
     if call is None or not policy.can_read(principal, view):
         raise unknown_approval(approval)

@@ -1,4 +1,4 @@
-"""``/agents/{agent_id}/runs``: start, continue, read and list runs (Agno-compatible).
+"""``/agents/{agent_id}/runs``: start, continue, read and list runs (the AgentOS wire format).
 
 Creating and continuing answer once the run settles (paused, completed or
 failed), waiting on an update rather than polling; after the wait budget they
@@ -8,84 +8,35 @@ answer 202 with the run as it is, and the run goes on.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, status
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import APIRouter, Query
+from fastapi.responses import Response, StreamingResponse
 
 from api import policy
 from api.decisions import DecisionAttempt
 from api.deps import AgentDep, Approver, ClientDep, Reader, Requester, SettingsDep, WaitsDep
-from api.errors import INVALID_REQUEST, ApiError, responses
+from api.errors import ApiError, responses
 from api.events import SSE_HEADERS, SSE_MEDIA_TYPE, RunEvent, StartedEvent, stream_run
+from api.examples import EXAMPLE_CALL_ID, EXAMPLE_CONTINUE, EXAMPLE_MESSAGE
 from api.forms import RunContinueBody, RunCreateBody, request_body
-from api.schemas import (
-    EXAMPLE_CALL_ID,
-    EXAMPLE_COMPLETED_RUN,
-    EXAMPLE_PAUSED_RUN,
-    EXAMPLE_SEED_CONTINUE,
-    SEED_MESSAGE,
-    AuditTrail,
-    RunContinue,
-    RunCreate,
-    RunList,
-    RunPublic,
-)
-from api.service import (
-    get_agent_run,
-    get_audit,
-    get_view,
-    list_page,
-    session_context,
-    started_view,
-    summary_of,
-    view_or_started,
-    visibility_query,
-    wait_settled,
-)
+from api.reads import agent_run, started_view, view_or_started
+from api.run_responses import RUN_RESPONSES, run_response
+from api.schemas import AuditTrail, RunContinue, RunCreate, RunList, RunPublic
+from api.sessions import session_context
+from api.visibility import list_item, list_page, visibility_query
 from countersign import search_attributes as sa
+from countersign.client import NotAcceptedError, RunClient, build_run_input
 from countersign.digest import first_broken_link
 from countersign.models import RunStatus, RunView
-from countersign.runs import NotAcceptedError, build_run_input, decide, run_handle, start_run
 
 logger = logging.getLogger("countersign.api")
 
 router = APIRouter(prefix="/agents/{agent_id}/runs", tags=["runs"])
 
 
-def run_response(view: RunView, settled: bool = True) -> JSONResponse:
-    """The run body; 202 when it has not settled within the wait budget."""
-    return JSONResponse(
-        RunPublic.of(view).model_dump(mode="json"),
-        status_code=status.HTTP_200_OK if settled else status.HTTP_202_ACCEPTED,
-    )
-
-
-_RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The run once settled: PAUSED with pending calls, COMPLETED or ERROR. "
-        "With `stream=true`, Server-Sent Events instead (see the route's description).",
-        "content": {
-            "application/json": {
-                "examples": {
-                    "paused": {"summary": "paused", "value": EXAMPLE_PAUSED_RUN},
-                    "completed": {"summary": "completed", "value": EXAMPLE_COMPLETED_RUN},
-                }
-            },
-            SSE_MEDIA_TYPE: {
-                "example": "event: RunStarted\ndata: {...}\n\nevent: RunPaused\ndata: {...}\n\n"
-            },
-        },
-    },
-    202: {
-        "description": "The wait budget ran out; the run goes on (GET it later).",
-        "model": RunPublic,
-        "content": {"application/json": {"example": {**EXAMPLE_PAUSED_RUN, "status": "RUNNING"}}},
-    },
-}
-
 _STREAM_DOC = (
-    " With `stream=true` the answer is Server-Sent Events named as in the seed's framework, "
+    " With `stream=true` the answer is Server-Sent Events named as in the AgentOS wire format, "
     "derived from the run's settled state: `RunStarted` (at once) or `RunContinued` (once the "
     "decisions are accepted, so refusals stay HTTP errors), then `ToolCallStarted` and "
     "`ToolCallCompleted` for each call that ran, and last `RunPaused`, `RunCompleted` or "
@@ -97,18 +48,19 @@ _STREAM_DOC = (
 @router.post(
     "",
     summary="Start a run",
-    description="Form-encoded as in the seed, or JSON. Returns once the run settles." + _STREAM_DOC,
+    description="Form-encoded as in the AgentOS wire format, or JSON. Returns once the run "
+    "settles." + _STREAM_DOC,
     response_model=RunPublic,
-    responses={**_RUN_RESPONSES, **responses(401, 403, 404, 422, 503)},
+    responses={**RUN_RESPONSES, **responses(401, 403, 404, 422, 503)},
     openapi_extra=request_body(
         RunCreate,
         {
-            "seed": {
-                "message": SEED_MESSAGE,
+            "data_manager": {
+                "message": EXAMPLE_MESSAGE,
                 "user_id": "test_user",
                 "session_id": "test_session",
             },
-            "streaming": {"message": SEED_MESSAGE, "stream": True},
+            "streaming": {"message": EXAMPLE_MESSAGE, "stream": True},
         },
     ),
 )
@@ -122,11 +74,7 @@ async def create_run(
 ) -> Response:
     """Start a run and answer when it pauses, completes or fails."""
     if len(body.message) > settings.max_message_chars:
-        raise ApiError(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            INVALID_REQUEST,
-            f"message: at most {settings.max_message_chars} characters",
-        )
+        raise ApiError.invalid(f"message: at most {settings.max_message_chars} characters")
     context = (
         await session_context(
             client,
@@ -151,14 +99,14 @@ async def create_run(
     task_queue = settings.temporal_task_queue
     if body.stream:
         try:
-            handle, _ = await waits.run(
-                start_run(client, run, task_queue=task_queue, wait=settings.wait_budget)
+            started, _ = await waits.run(
+                RunClient.start(client, run, task_queue=task_queue, wait=settings.wait_budget)
             )
         except NotAcceptedError:
-            handle = run_handle(client, run.run_id)
+            started = RunClient.of(client, run.run_id)
 
         async def settle() -> RunView:
-            view = await waits.run(wait_settled(handle, 0, settings.wait_budget))
+            view = await waits.run(started.wait_settled(0, wait=settings.wait_budget))
             return view or await view_or_started(client, run)
 
         first = StartedEvent(
@@ -172,7 +120,7 @@ async def create_run(
         )
     try:
         _, settled = await waits.run(
-            start_run(client, run, task_queue=task_queue, wait=settings.wait_budget)
+            RunClient.start(client, run, task_queue=task_queue, wait=settings.wait_budget)
         )
     except NotAcceptedError as err:
         logger.warning("%s", err)
@@ -190,11 +138,11 @@ async def create_run(
     "body are accepted; `tool_name` and `tool_args` must match the pending call unless the "
     "tool allows edits; `confirmed` must be a boolean. Calls not named stay pending." + _STREAM_DOC,
     response_model=RunPublic,
-    responses={**_RUN_RESPONSES, **responses(401, 403, 404, 409, 410, 422, 503)},
+    responses={**RUN_RESPONSES, **responses(401, 403, 404, 409, 410, 422, 503)},
     openapi_extra=request_body(
         RunContinue,
         {
-            "seed": EXAMPLE_SEED_CONTINUE,
+            "data_manager": EXAMPLE_CONTINUE,
             "reject": {
                 "tools": [
                     {"tool_call_id": EXAMPLE_CALL_ID, "confirmed": False, "note": "not today"}
@@ -213,17 +161,15 @@ async def continue_run(
     waits: WaitsDep,
 ) -> Response:
     """Send the decisions and answer when the run settles again."""
-    view = policy.check_read(principal, await get_agent_run(client, agent.id, run_id))
+    view = policy.check_read(principal, await agent_run(client, agent.id, run_id))
     attempt = DecisionAttempt(client, agent, view, principal, body.tools)
     if refusal := policy.decide_refusal(principal, view):
         await attempt.refuse(refusal)
     request = await attempt.check(
         session_id=body.session_id, max_decisions=settings.max_decisions_per_request
     )
-    result = await attempt.send(
-        waits.run(decide(attempt.handle, request, wait=settings.wait_budget))
-    )
-    after = result.run if result is not None else await get_view(client, run_id)
+    result = await attempt.send(waits.run(attempt.run.decide(request, wait=settings.wait_budget)))
+    after = result.run if result is not None else await attempt.run.view()
     if body.stream:
         # The decisions are in before the stream starts, so a refusal is an HTTP error.
         async def settled() -> RunView:
@@ -250,7 +196,7 @@ async def continue_run(
 )
 async def read_run(agent: AgentDep, run_id: str, client: ClientDep, principal: Reader) -> RunPublic:
     """The run as it is now (a query while open, its result once closed)."""
-    return RunPublic.of(policy.check_read(principal, await get_agent_run(client, agent.id, run_id)))
+    return RunPublic.of(policy.check_read(principal, await agent_run(client, agent.id, run_id)))
 
 
 @router.get(
@@ -263,8 +209,8 @@ async def read_audit(
     agent: AgentDep, run_id: str, client: ClientDep, principal: Reader
 ) -> AuditTrail:
     """Every request, decision, refused attempt, expiry and execution, hash-chained."""
-    policy.check_read(principal, await get_agent_run(client, agent.id, run_id))
-    events = await get_audit(client, run_id)
+    policy.check_read(principal, await agent_run(client, agent.id, run_id))
+    events = await RunClient.of(client, run_id).audit()
     broken = first_broken_link(events)
     return AuditTrail(
         run_id=run_id, events=events, chain_intact=broken is None, first_broken_link=broken
@@ -283,10 +229,11 @@ async def list_runs(
     principal: Reader,
     session_id: Annotated[
         str | None,
-        Query(openapi_examples={"seed": {"summary": "seed session", "value": "test_session"}}),
+        Query(openapi_examples={"example": {"summary": "a session", "value": "test_session"}}),
     ] = None,
     user_id: Annotated[
-        str | None, Query(openapi_examples={"seed": {"summary": "seed user", "value": "test_user"}})
+        str | None,
+        Query(openapi_examples={"example": {"summary": "an end user", "value": "test_user"}}),
     ] = None,
     run_status: Annotated[
         RunStatus | None,
@@ -313,4 +260,4 @@ async def list_runs(
         }
     )
     executions, token = await list_page(client, query, limit=limit, page_token=page_token)
-    return RunList(runs=[summary_of(e) for e in executions], next_page_token=token)
+    return RunList(runs=[list_item(e) for e in executions], next_page_token=token)

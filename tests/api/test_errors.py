@@ -12,9 +12,8 @@ from temporalio.client import Client
 from api.decisions import DecisionAttempt
 from api.errors import ApiError
 from api.schemas import ContinueToolEntry
-from api.service import get_view
+from countersign.client import RunClient
 from countersign.models import Principal
-from countersign.runs import decide
 from tests.api.conftest import Api, assert_error, eventually
 from tests.scripted_openai import Call, ScriptedModel
 
@@ -331,7 +330,7 @@ async def test_decide_race_with_finished_run_not_paused(
 ) -> None:
     # Another API instance read the run while paused; it completes before this one decides.
     run = await api.start_seed_run(model)
-    stale = await get_view(client, run["run_id"])
+    stale = await RunClient.of(client, run["run_id"]).view()
     done = await api.continue_run(run, [decision(run["tools"][0])])
     assert done.json()["status"] == "COMPLETED"
     attempt = DecisionAttempt(
@@ -343,6 +342,6 @@ async def test_decide_race_with_finished_run_not_paused(
     )
     request = await attempt.check(session_id=None, max_decisions=10)
     with pytest.raises(ApiError) as refused:
-        await attempt.send(decide(attempt.handle, request, wait=timedelta(seconds=10)))
+        await attempt.send(attempt.run.decide(request, wait=timedelta(seconds=10)))
     assert (refused.value.status_code, refused.value.code) == (409, "not_paused")
     assert await api.get_run(run["run_id"]) == done.json()

@@ -11,8 +11,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from countersign import search_attributes as sa
+from countersign.client import workflow_id
 from countersign.models import Principal, RunInput, RunStatus, RunView
-from countersign.runs import workflow_id
 from tests.api.conftest import Api, eventually
 from tests.scripted_openai import Call, Reply, ScriptedModel
 

@@ -40,6 +40,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from countersign import search_attributes as sa
+from countersign.client import RunClient
 from countersign.models import (
     DECIDE_SIGNAL,
     RECORD_REFUSAL_SIGNAL,
@@ -51,7 +52,6 @@ from countersign.models import (
     RunStatus,
     RunView,
 )
-from countersign.runs import decide
 from tests.conftest import DEV_SERVER_ARGS, make_settings, temporal_cli
 from tests.scripted_openai import Call, Reply, ScriptedModel, ScriptedServer
 from tests.webhook_receiver import Receiver, webhook_receiver
@@ -194,6 +194,8 @@ async def _webhook_worker(r: Recording, fail_first: int) -> AsyncIterator[tuple[
         settings = r.worker.settings.model_copy(
             update={
                 "webhook_urls": [receiver.url],
+                # The receiver checks no signature; signing is not in the history.
+                "webhook_allow_unsigned": True,
                 "temporal_task_queue": f"{r.worker.task_queue}-webhooks-{uuid.uuid4()}",
             }
         )
@@ -320,7 +322,7 @@ async def _reused_call_ids(r: Recording) -> RunHandle:
     paused = await approve(handle, "call_0")
     assert paused.status is RunStatus.PAUSED, paused
     await assert_refused(
-        ErrorCode.ALREADY_DECIDED, decide(handle, request({"call_0": True}), wait=WAIT)
+        ErrorCode.ALREADY_DECIDED, RunClient(handle).decide(request({"call_0": True}), wait=WAIT)
     )
     await handle.result()
     return handle

@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
 
 from api import metrics
+from countersign.client import RunClient, build_run_input
 from countersign.models import DecisionInput, Principal, RunStatus
-from countersign.runs import build_run_input, start_run
 from tests.conftest import RunningWorker
 from tests.ops.helpers import eventually
 from tests.scripted_openai import Call, Reply, ScriptedModel
@@ -169,7 +169,7 @@ async def test_pending_approvals_counts_paused_runs(
         message=message,
         requester=Principal(id="metrics-test", roles=("requester",)),
     )
-    _, paused = await start_run(
+    _, paused = await RunClient.start(
         client, run, task_queue=worker.task_queue, wait=timedelta(seconds=20)
     )
     assert paused is not None

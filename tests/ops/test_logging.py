@@ -11,10 +11,10 @@ from datetime import timedelta
 import pytest
 from temporalio.client import Client
 
+from countersign.client import RunClient, build_run_input, workflow_id
 from countersign.logs import JsonFormatter
 from countersign.models import DecideRequest, DecisionInput, Principal, RunStatus
 from countersign.observability import RunContextFilter
-from countersign.runs import build_run_input, decide, start_run, workflow_id
 from tests.conftest import RunningWorker
 from tests.scripted_openai import Call, Reply, ScriptedModel
 
@@ -47,13 +47,12 @@ async def test_activity_log_lines_carry_run_id(
     run = build_run_input(
         worker.settings, agent_id="data_manager", message=MESSAGE, requester=ALICE
     )
-    handle, paused = await start_run(
+    started, paused = await RunClient.start(
         client, run, task_queue=worker.task_queue, wait=timedelta(seconds=20)
     )
     assert paused is not None
     [call] = paused.tools
-    result = await decide(
-        handle,
+    result = await started.decide(
         DecideRequest(
             decisions=[DecisionInput(tool_call_id=call.tool_call_id, confirmed=True)],
             principal=ALICE,

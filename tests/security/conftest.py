@@ -25,8 +25,8 @@ import pytest
 from temporalio.client import Client
 
 from api.main import create_app
+from countersign.client import workflow_id
 from countersign.demo_db import DemoDatabase
-from countersign.runs import workflow_id
 from countersign.security.api_keys import ApiKeyStore
 from countersign.settings import Settings
 from tests.api.conftest import eventually

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from countersign.runs import workflow_id
+from countersign.client import workflow_id
 from tests.api.conftest import assert_error, eventually
 from tests.scripted_openai import Call, ScriptedModel
 from tests.security.conftest import Secure, histories_on, leaks

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.main import create_app
-from countersign.runs import workflow_id
+from countersign.client import workflow_id
 from tests.api.conftest import assert_error
 from tests.conftest import RunningWorker, make_settings
 from tests.scripted_openai import Call, Reply, ScriptedModel

@@ -1,7 +1,7 @@
 """Helpers shared by the workflow tests: start a paused run, decide, check refusals.
 
-They go through ``countersign.runs`` (``build_run_input``, ``start_run``,
-``decide``) exactly as the API does, so the tests exercise the product's calls.
+They go through ``countersign.client`` (``build_run_input``, ``RunClient``)
+exactly as the API does, so the tests exercise the product's calls.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+import pytest
+from temporalio.client import Client, WorkflowHandle
 
+from countersign.client import DecisionRefusedError, RunClient, build_run_input
 from countersign.demo_db import DemoDatabase
 from countersign.models import (
     AuditEvent,
@@ -34,7 +35,6 @@ from countersign.models import (
     RunStatus,
     RunView,
 )
-from countersign.runs import build_run_input, decide, start_run
 from countersign.settings import Settings
 from tests.agents_for_tests import AGENT_ID
 from tests.scripted_openai import Reply, ScriptedModel
@@ -86,9 +86,9 @@ async def start_settled(
     if replies:
         model.script(message, *replies)
     run = build_run_input(worker.settings, agent_id=agent_id, message=message, requester=requester)
-    handle, view = await start_run(client, run, task_queue=worker.task_queue, wait=WAIT)
+    started, view = await RunClient.start(client, run, task_queue=worker.task_queue, wait=WAIT)
     assert view is not None, f"run {run.run_id} did not settle within {WAIT}"
-    return handle, view
+    return started.handle, view
 
 
 async def start_paused(
@@ -128,7 +128,9 @@ async def decide_and_wait(
     principal: Principal = ALICE,
 ) -> RunView:
     """Send decisions through the ``decide`` update; return the run it reports."""
-    result: DecideResult | None = await decide(handle, request(decisions, principal), wait=WAIT)
+    result: DecideResult | None = await RunClient(handle).decide(
+        request(decisions, principal), wait=WAIT
+    )
     assert result is not None, f"decide did not answer within {WAIT}"
     return result.run
 
@@ -146,16 +148,12 @@ async def reject(
     return await decide_and_wait(handle, [decision], principal)
 
 
-async def assert_refused(code: ErrorCode, attempt: Awaitable[object]) -> ApplicationError:
+async def assert_refused(code: ErrorCode, attempt: Awaitable[object]) -> DecisionRefusedError:
     """Await ``attempt`` and check the workflow refused it with ``code``."""
-    try:
+    with pytest.raises(DecisionRefusedError) as refused:
         await attempt
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        assert isinstance(cause, ApplicationError), f"refused without a code: {cause!r}"
-        assert cause.type == code.value, f"refused with {cause.type}, expected {code.value}"
-        return cause
-    raise AssertionError(f"expected a refusal with {code.value}, but it was accepted")
+    assert refused.value.code is code, f"refused with {refused.value.code}, expected {code}"
+    return refused.value
 
 
 async def eventually(

@@ -12,9 +12,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from countersign import search_attributes as sa
+from countersign.client import build_run_input, workflow_id
 from countersign.digest import first_broken_link
 from countersign.models import CallState, Principal, RunStatus
-from countersign.runs import build_run_input, workflow_id
 from tests.agents_for_tests import AGENT_ID
 from tests.conftest import DEV_SERVER_ARGS, make_settings, temporal_cli
 from tests.scripted_openai import Call, Reply, ScriptedModel

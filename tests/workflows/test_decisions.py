@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client
 
+from countersign.client import DecisionRefusedError, RunClient
 from countersign.models import (
     AuditEvent,
     AuditKind,
@@ -19,7 +19,6 @@ from countersign.models import (
     Principal,
     RunStatus,
 )
-from countersign.runs import decide
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.workflows.helpers import (
     ALICE,
@@ -171,7 +170,7 @@ async def test_atomic_request_with_one_invalid_entry_applies_none(
 
     await assert_refused(
         ErrorCode.UNKNOWN_CALL,
-        decide(handle, request({delete_id: True, "call_nope": True}), wait=WAIT),
+        RunClient(handle).decide(request({delete_id: True, "call_nope": True}), wait=WAIT),
     )
 
     await _assert_still_paused(handle, delete_id, notify_id)
@@ -211,7 +210,8 @@ async def test_second_decision_for_same_call_refused(
     await approve(handle, delete_id)
 
     refusal = await assert_refused(
-        ErrorCode.ALREADY_DECIDED, decide(handle, request({delete_id: False}, BOB), wait=WAIT)
+        ErrorCode.ALREADY_DECIDED,
+        RunClient(handle).decide(request({delete_id: False}, BOB), wait=WAIT),
     )
     assert "already decided by alice" in refusal.message
 
@@ -230,17 +230,16 @@ async def test_concurrent_identical_approvals_execute_once(
     )
 
     outcomes = await asyncio.gather(
-        *(decide(handle, request({delete_id: True}), wait=WAIT) for _ in range(10)),
+        *(RunClient(handle).decide(request({delete_id: True}), wait=WAIT) for _ in range(10)),
         return_exceptions=True,
     )
 
     accepted = [o for o in outcomes if not isinstance(o, BaseException)]
-    refused = [o for o in outcomes if isinstance(o, WorkflowUpdateFailedError)]
+    refused = [o for o in outcomes if isinstance(o, DecisionRefusedError)]
     assert len(accepted) == 1
     assert len(refused) == 9
     for err in refused:
-        assert isinstance(err.cause, ApplicationError)
-        assert err.cause.type == ErrorCode.ALREADY_DECIDED.value
+        assert err.code is ErrorCode.ALREADY_DECIDED
     done = await approve(handle, notify_id)
     assert done.status is RunStatus.COMPLETED
     assert worker.db.effect_count("delete_records") == 1
@@ -255,7 +254,7 @@ async def test_unknown_tool_call_refused(
     )
 
     await assert_refused(
-        ErrorCode.UNKNOWN_CALL, decide(handle, request({"call_nope": True}), wait=WAIT)
+        ErrorCode.UNKNOWN_CALL, RunClient(handle).decide(request({"call_nope": True}), wait=WAIT)
     )
 
     await _assert_still_paused(handle, paused.tools[0].tool_call_id)
@@ -272,7 +271,9 @@ async def test_differing_args_echo_refused(
         tool_call_id=call_id, confirmed=True, tool_args={"table_name": "users", "count": 500}
     )
 
-    await assert_refused(ErrorCode.ARGS_MISMATCH, decide(handle, request([edited]), wait=WAIT))
+    await assert_refused(
+        ErrorCode.ARGS_MISMATCH, RunClient(handle).decide(request([edited]), wait=WAIT)
+    )
 
     await _assert_still_paused(handle, call_id)
     assert worker.db.effect_count() == 0
@@ -390,7 +391,8 @@ async def test_four_eyes_same_approver_twice_refused(
     await approve(handle, call_id, principal=ALICE)
 
     await assert_refused(
-        ErrorCode.ALREADY_APPROVED_BY, decide(handle, request({call_id: True}, ALICE), wait=WAIT)
+        ErrorCode.ALREADY_APPROVED_BY,
+        RunClient(handle).decide(request({call_id: True}, ALICE), wait=WAIT),
     )
 
     view = await current(handle)
@@ -412,7 +414,8 @@ async def test_four_eyes_requester_cannot_approve(
     call_id = paused.tools[0].tool_call_id
 
     await assert_refused(
-        ErrorCode.SELF_APPROVAL, decide(handle, request({call_id: True}, CAROL), wait=WAIT)
+        ErrorCode.SELF_APPROVAL,
+        RunClient(handle).decide(request({call_id: True}, CAROL), wait=WAIT),
     )
 
     await _assert_still_paused(handle, call_id)
@@ -431,7 +434,8 @@ async def test_decision_without_required_role_refused(
     call_id = paused.tools[0].tool_call_id
 
     await assert_refused(
-        ErrorCode.FORBIDDEN_ROLE, decide(handle, request({call_id: True}, ALICE), wait=WAIT)
+        ErrorCode.FORBIDDEN_ROLE,
+        RunClient(handle).decide(request({call_id: True}, ALICE), wait=WAIT),
     )
     await _assert_still_paused(handle, call_id)
 
@@ -451,7 +455,7 @@ async def test_decision_on_ungated_call_refused(
     [ungated_id] = call_ids(view, "count_rows")
 
     await assert_refused(
-        ErrorCode.NOT_AWAITING, decide(handle, request({ungated_id: False}), wait=WAIT)
+        ErrorCode.NOT_AWAITING, RunClient(handle).decide(request({ungated_id: False}), wait=WAIT)
     )
 
     await _assert_still_paused(handle, delete_id, notify_id)

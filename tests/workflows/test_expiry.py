@@ -12,8 +12,8 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from countersign.client import RunClient
 from countersign.models import AuditKind, CallState, ErrorCode, RunStatus, RunView
-from countersign.runs import decide
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.workflows.helpers import (
     WAIT,
@@ -75,7 +75,9 @@ async def test_decision_after_expiry_refused(
 
     await eventually(quick_expired, what="the quick call's TTL")
 
-    await assert_refused(ErrorCode.EXPIRED, decide(handle, request({quick_id: True}), wait=WAIT))
+    await assert_refused(
+        ErrorCode.EXPIRED, RunClient(handle).decide(request({quick_id: True}), wait=WAIT)
+    )
 
     view = await current(handle)
     assert view.status is RunStatus.PAUSED

@@ -9,8 +9,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from countersign import search_attributes as sa
+from countersign.client import RunClient
 from countersign.models import CallState, RunStatus
-from countersign.runs import run_handle
 from tests.conftest import DEV_SERVER_ARGS, make_settings, temporal_cli
 from tests.scripted_openai import Call, Reply, ScriptedModel, free_port
 from tests.workflows.helpers import approve, running_worker, start_paused
@@ -46,7 +46,9 @@ async def test_paused_run_survives_server_restart(model: ScriptedModel, tmp_path
         await _server(db, port) as second,
         running_worker(second.client, settings) as worker,
     ):
-        done = await approve(run_handle(second.client, paused.run_id), pending.tool_call_id)
+        done = await approve(
+            RunClient.of(second.client, paused.run_id).handle, pending.tool_call_id
+        )
 
     assert done.status is RunStatus.COMPLETED
     assert done.tools[0].state is CallState.EXECUTED

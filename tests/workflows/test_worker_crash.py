@@ -12,9 +12,9 @@ from datetime import timedelta
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
+from countersign.client import RunClient
 from countersign.demo_db import DemoDatabase
 from countersign.models import EXECUTE_TOOL_ACTIVITY, CallState, RunStatus
-from countersign.runs import decide
 from tests.agents_for_tests import release_file
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.workflows.conftest import ProcessFactory, SettingsFactory
@@ -92,7 +92,7 @@ async def test_worker_killed_during_approved_tool_no_double_effect(
         "Crash in the middle of a delete",
         Reply(calls=[Call("blocking_delete", {"table_name": "users", "count": 50})]),
     )
-    await decide(handle, request({paused.tools[0].tool_call_id: True}), wait=None)
+    await RunClient(handle).decide(request({paused.tools[0].tool_call_id: True}), wait=None)
 
     async def effect_made() -> bool:
         return worker.db.effect_count("delete_records") == 1

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from temporalio.client import Client
 
+from countersign.client import NotAcceptedError, RunClient
 from countersign.models import CallState, RunStatus
-from countersign.runs import NotAcceptedError, decide
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.workflows.conftest import WorkerFactory
 from tests.workflows.helpers import request, start_paused
@@ -25,8 +25,7 @@ async def test_decision_while_worker_down_applies_once_when_worker_returns(
     [pending] = paused.pending
 
     with pytest.raises(NotAcceptedError):
-        await decide(
-            handle,
+        await RunClient(handle).decide(
             request({pending.tool_call_id: True}),
             wait=timedelta(seconds=1),
         )

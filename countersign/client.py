@@ -1,0 +1,480 @@
+"""The client side of a run's workflow: start it, decide, wait, read, record refusals.
+
+The API, the tests and the benchmark all go through :class:`RunClient`, so they
+exercise the same calls the product makes. It calls the workflow's handlers by
+the names in :mod:`countersign.models` (``RUN_WORKFLOW``, ``DECIDE_UPDATE``...)
+with ``result_type=`` and never imports the workflow module, which imports this
+package. Temporal's errors become the exceptions below, which say what happened
+to the run rather than which RPC failed; an unreachable Temporal stays an
+``RPCError`` (see :func:`is_connection_failure`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
+from temporalio.common import (
+    QueryRejectCondition,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from countersign import search_attributes as sa
+from countersign.models import (
+    AUDIT_QUERY,
+    DECIDE_UPDATE,
+    RECORD_REFUSAL_SIGNAL,
+    RUN_WORKFLOW,
+    STATE_QUERY,
+    WAIT_SETTLED_UPDATE,
+    AuditEvent,
+    ChatMessage,
+    DecideRequest,
+    DecideResult,
+    ErrorCode,
+    Principal,
+    RefusedAttempt,
+    RunInput,
+    RunOptions,
+    RunStatus,
+    RunView,
+)
+from countersign.settings import Settings
+
+logger = logging.getLogger("countersign.client")
+
+WORKFLOW_ID_PREFIX = "countersign-run-"
+#: How long a call waits for a worker to take an update when it has no wait budget.
+ACCEPT_TIMEOUT = timedelta(seconds=30)
+#: How long reading an open run waits for a worker to answer its query.
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+#: RPC status codes that mean "the server is not there", not "your request is wrong".
+UNAVAILABLE_RPC = frozenset(
+    {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
+)
+
+RunHandle = WorkflowHandle[Any, RunView]
+
+
+class RunNotFoundError(Exception):
+    """No run has this id."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} does not exist")
+        self.run_id = run_id
+
+
+class WorkerUnavailableError(Exception):
+    """Temporal answered, but no worker served the run in time; the run is safe."""
+
+
+class NotAcceptedError(WorkerUnavailableError):
+    """No worker took an update in time.
+
+    The server keeps an update it admitted and hands it to the run's next
+    worker, where the validator still decides; only a restart of the Temporal
+    server before then drops it.
+    """
+
+
+class DecisionRefusedError(Exception):
+    """The workflow refused decisions; nothing changed.
+
+    Attributes:
+        code: Why, as a stable code.
+        message: The workflow's sentence.
+    """
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class RunClosedError(DecisionRefusedError):
+    """Decisions sent to a run that closed meanwhile: it is no longer paused.
+
+    The run cannot record the refusal any more, so callers do not try.
+    """
+
+    def __init__(self, run_id: str, err: RPCError) -> None:
+        super().__init__(ErrorCode.NOT_PAUSED, f"run {run_id} is no longer paused ({err})")
+
+
+def is_connection_failure(err: BaseException) -> bool:
+    """Whether ``err`` says Temporal is unreachable (rather than refusing a request)."""
+    if isinstance(err, RPCError):
+        return err.status in UNAVAILABLE_RPC
+    # A lazy client that cannot connect raises a plain RuntimeError from the core.
+    return isinstance(err, RuntimeError) and "client connect" in str(err)
+
+
+def workflow_id(run_id: str) -> str:
+    """The workflow id of a run (one run, one workflow execution)."""
+    return f"{WORKFLOW_ID_PREFIX}{run_id}"
+
+
+def run_id_of(workflow_id: str) -> str:
+    """The run id behind a workflow id."""
+    return workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
+
+
+def new_run_id() -> str:
+    """A fresh run id."""
+    return uuid.uuid4().hex
+
+
+def run_options(settings: Settings) -> RunOptions:
+    """The per-run options that the settings give."""
+    return RunOptions(
+        max_turns=settings.max_turns,
+        default_confirmation_ttl=settings.confirmation_ttl,
+        tool_output_limit=settings.tool_output_limit,
+        llm_timeout=settings.llm_timeout,
+        llm_max_attempts=settings.llm_max_attempts,
+        llm_retry_initial_interval=settings.llm_retry_initial_interval,
+        tool_timeout=settings.tool_timeout,
+        tool_heartbeat_timeout=settings.tool_heartbeat_timeout,
+        webhooks=bool(settings.webhook_urls),
+        webhook_retry_for=settings.webhook_retry_for,
+    )
+
+
+def build_run_input(
+    settings: Settings,
+    *,
+    agent_id: str,
+    message: str,
+    requester: Principal,
+    session_id: str | None = None,
+    user_id: str | None = None,
+    context: list[ChatMessage] | None = None,
+    run_id: str | None = None,
+) -> RunInput:
+    """The workflow input for a new run."""
+    return RunInput(
+        run_id=run_id or new_run_id(),
+        agent_id=agent_id,
+        message=message,
+        user_id=user_id,
+        session_id=session_id or uuid.uuid4().hex,
+        requester=requester,
+        context=context or [],
+        options=run_options(settings),
+    )
+
+
+def _search_attributes(run: RunInput) -> TypedSearchAttributes:
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(sa.AGENT_ID, run.agent_id),
+        SearchAttributePair(sa.SESSION_ID, run.session_id),
+        SearchAttributePair(sa.STATUS, RunStatus.RUNNING.value),
+        SearchAttributePair(sa.PENDING_APPROVALS, 0),
+    ]
+    if run.user_id:
+        pairs.append(SearchAttributePair(sa.USER_ID, run.user_id))
+    return TypedSearchAttributes(pairs)
+
+
+class RunClient:
+    """One run's workflow handlers, called by name.
+
+    Args:
+        handle: The run's workflow handle; see :meth:`of` and :meth:`start`.
+    """
+
+    def __init__(self, handle: RunHandle) -> None:
+        self.handle = handle
+
+    @classmethod
+    def of(cls, client: Client, run_id: str) -> RunClient:
+        """The client of an existing run."""
+        return cls(client.get_workflow_handle(workflow_id(run_id), result_type=RunView))
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return run_id_of(self.handle.id)
+
+    @classmethod
+    async def start(
+        cls, client: Client, run: RunInput, *, task_queue: str, wait: timedelta | None
+    ) -> tuple[RunClient, RunView | None]:
+        """Start a run and wait, without polling, until it settles or ``wait`` passes.
+
+        It uses update-with-start: one request starts the workflow and attaches
+        the ``wait_settled`` update, whose result arrives when the run pauses,
+        completes or fails.
+
+        Returns:
+            The run's client and the settled run, or ``None`` when the wait
+            budget ran out first (the run goes on).
+
+        Raises:
+            NotAcceptedError: The workflow is started but no worker took it
+                within ``wait`` (or ``ACCEPT_TIMEOUT``); it runs when a worker polls.
+        """
+        operation: WithStartWorkflowOperation[Any, RunView] = WithStartWorkflowOperation(
+            RUN_WORKFLOW,
+            run,
+            id=workflow_id(run.run_id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            result_type=RunView,
+            search_attributes=_search_attributes(run),
+            static_summary=f"{run.agent_id}: {run.message[:200]}",
+        )
+        deadline = _deadline(wait)
+        try:
+            update = await client.start_update_with_start_workflow(
+                WAIT_SETTLED_UPDATE,
+                0,
+                start_workflow_operation=operation,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                result_type=RunView,
+                rpc_timeout=wait or ACCEPT_TIMEOUT,
+            )
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            await _read_handle_future(operation)
+            if _cancelling():
+                raise
+            raise NotAcceptedError(
+                f"run {run.run_id} is started but no worker took it within "
+                f"{(wait or ACCEPT_TIMEOUT).total_seconds():g} s; it runs when one does"
+            ) from None
+        except BaseException:
+            await _read_handle_future(operation)
+            raise
+        started = cls(await operation.workflow_handle())
+        if wait is None:
+            return started, None
+        try:
+            view: RunView = await asyncio.wait_for(update.result(), _remaining(deadline))
+        except TimeoutError:
+            return started, None
+        return started, view
+
+    async def decide(
+        self, request: DecideRequest, *, wait: timedelta | None
+    ) -> DecideResult | None:
+        """Send decisions through the ``decide`` update.
+
+        Returns:
+            The run after it settled again, or ``None`` when ``wait`` ran out
+            first (the decisions are applied either way once accepted).
+
+        Raises:
+            DecisionRefusedError: The workflow refused the decisions.
+            RunClosedError: The run closed before the decisions reached it.
+            NotAcceptedError: No worker took them within ``wait`` (or
+                ``ACCEPT_TIMEOUT``); Temporal keeps them for the run's next worker.
+            temporalio.service.RPCError: Temporal is unreachable.
+        """
+        deadline = _deadline(wait)
+        try:
+            update = await self.handle.start_update(
+                DECIDE_UPDATE,
+                request,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                result_type=DecideResult,
+                rpc_timeout=wait or ACCEPT_TIMEOUT,
+            )
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            if _cancelling():
+                raise
+            raise NotAcceptedError(
+                f"no worker took the decisions for {self.handle.id} within "
+                f"{(wait or ACCEPT_TIMEOUT).total_seconds():g} s"
+            ) from None
+        except WorkflowUpdateFailedError as err:
+            raise _refusal(err) from None
+        except RPCError as err:
+            if is_connection_failure(err):
+                raise
+            # Updates to a closed workflow fail at the RPC level.
+            raise RunClosedError(self.run_id, err) from None
+        if wait is None:
+            return None
+        try:
+            result: DecideResult = await asyncio.wait_for(update.result(), _remaining(deadline))
+        except TimeoutError:
+            return None
+        except WorkflowUpdateFailedError as err:
+            raise _refusal(err) from None
+        return result
+
+    async def wait_settled(self, after_seq: int, *, wait: timedelta) -> RunView | None:
+        """The run once it settles after ``after_seq``, or ``None`` when ``wait`` passes first."""
+        try:
+            view: RunView = await asyncio.wait_for(
+                self.handle.execute_update(WAIT_SETTLED_UPDATE, after_seq, result_type=RunView),
+                wait.total_seconds(),
+            )
+        except TimeoutError:
+            return None
+        return view
+
+    async def view(self) -> RunView:
+        """The run's view: a query while it is open, its result once closed.
+
+        A closed run's result comes from its history, so reading a finished run
+        needs no worker to replay it.
+
+        Raises:
+            RunNotFoundError: No such run.
+            WorkerUnavailableError: The run is open and no worker answered in time.
+        """
+        try:
+            state: RunView = await self.handle.query(
+                STATE_QUERY,
+                reject_condition=QueryRejectCondition.NOT_OPEN,
+                result_type=RunView,
+                rpc_timeout=QUERY_TIMEOUT,
+            )
+        except WorkflowQueryRejectedError:
+            pass
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                raise RunNotFoundError(self.run_id) from None
+            if _no_worker(err):
+                raise WorkerUnavailableError(
+                    f"no worker answered for run {self.run_id} within "
+                    f"{QUERY_TIMEOUT.total_seconds():g} s; it is safe in Temporal and answers"
+                    " once a worker polls its task queue"
+                ) from None
+            raise
+        else:
+            return state
+        return await self.final_view()
+
+    async def final_view(self) -> RunView:
+        """A closed run's view, from its history."""
+        try:
+            return await self.handle.result()
+        except WorkflowFailureError:
+            # Terminated or timed out by an operator: the last state still answers a query.
+            last: RunView = await self.handle.query(STATE_QUERY, result_type=RunView)
+            return last
+
+    async def open_view(self, *, answer_within: timedelta) -> RunView | None:
+        """The view of a run believed open; ``None`` when it closed meanwhile.
+
+        Raises:
+            WorkerUnavailableError: The run cannot answer now: its worker fails
+                to replay it, none serves it within ``answer_within``, or the
+                run vanished.
+            temporalio.service.RPCError: Temporal is unreachable.
+        """
+        try:
+            state: RunView = await self.handle.query(
+                STATE_QUERY,
+                reject_condition=QueryRejectCondition.NOT_OPEN,
+                result_type=RunView,
+                rpc_timeout=answer_within,
+            )
+        except WorkflowQueryRejectedError:
+            return None
+        except WorkflowQueryFailedError as err:
+            raise WorkerUnavailableError(f"its worker could not answer: {err}") from None
+        except RPCError as err:
+            if err.status is RPCStatusCode.UNAVAILABLE:
+                raise
+            raise WorkerUnavailableError(f"its state query failed: {err}") from None
+        return state
+
+    async def audit(self) -> list[AuditEvent]:
+        """The run's audit trail, oldest first.
+
+        Raises:
+            RunNotFoundError: No such run.
+        """
+        try:
+            events: list[AuditEvent] = await self.handle.query(
+                AUDIT_QUERY, result_type=list[AuditEvent]
+            )
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                raise RunNotFoundError(self.run_id) from None
+            raise
+        return events
+
+    async def record_refusal(self, attempt: RefusedAttempt) -> bool:
+        """Tell the workflow about a refused decision, for its audit trail (best effort).
+
+        The signal changes no call's state; when it cannot be sent the refusal
+        is logged here and the caller still answers it.
+
+        Returns:
+            Whether the signal was sent.
+        """
+        try:
+            await self.handle.signal(RECORD_REFUSAL_SIGNAL, attempt)
+        except (RPCError, RuntimeError) as err:
+            logger.warning(
+                "could not record a refused decision on %s: %s",
+                self.handle.id,
+                err,
+                extra={"workflow_id": self.handle.id},
+            )
+            return False
+        return True
+
+
+def _refusal(err: WorkflowUpdateFailedError) -> Exception:
+    """The workflow's refusal behind a failed ``decide`` update, else ``err`` itself."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type in set(ErrorCode):
+        return DecisionRefusedError(ErrorCode(str(cause.type)), cause.message)
+    return err
+
+
+def _no_worker(err: RPCError) -> bool:
+    # A query times out when no worker answers (the client reports its own
+    # deadline as CANCELLED "Timeout expired"); the server answers "no poller"
+    # at once when a queue's workers stopped polling a while ago.
+    return (
+        err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+        or "no poller" in err.message
+    )
+
+
+async def _read_handle_future(operation: WithStartWorkflowOperation[Any, Any]) -> None:
+    # The SDK also puts a failure in the operation's handle future; read it so
+    # asyncio does not report it as never retrieved.
+    with contextlib.suppress(BaseException):
+        await operation.workflow_handle()
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _deadline(wait: timedelta | None) -> float | None:
+    return None if wait is None else asyncio.get_running_loop().time() + wait.total_seconds()
+
+
+def _remaining(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    return max(deadline - asyncio.get_running_loop().time(), 0.0)
