@@ -64,7 +64,9 @@ def _split_docstring(doc: str) -> tuple[str, dict[str, str]]:
 class Tool:
     """A function the model may call, with its schema and confirmation policy.
 
-    Build one with :func:`tool`. See DESIGN §2 for the policy fields.
+    Build one with :func:`tool`. ``requires_confirmation`` says which calls
+    wait for a person; ``confirmation`` how they are decided (who, how many,
+    how long, what happens at expiry, whether arguments may be edited).
     """
 
     name: str
@@ -73,15 +75,10 @@ class Tool:
     args_model: type[BaseModel]
     context_param: str | None = None
     requires_confirmation: bool | ConfirmationPredicate = False
-    approver_roles: frozenset[str] = field(default_factory=frozenset)
-    approvals_required: int = 1
-    allow_self_approval: bool | None = None
-    confirmation_ttl: timedelta | None = None
-    on_timeout: TimeoutAction = TimeoutAction.DENY
-    allow_edit: bool = False
+    confirmation: ConfirmationPolicy = field(default_factory=ConfirmationPolicy)
 
     def __post_init__(self) -> None:
-        if self.approvals_required < 1:
+        if self.confirmation.approvals_required < 1:
             raise ValueError(f"{self.name}: approvals_required must be at least 1")
 
     @property
@@ -122,20 +119,14 @@ class Tool:
         return self.requires_confirmation
 
     def confirmation_policy(self, default_ttl: timedelta) -> ConfirmationPolicy:
-        """The policy recorded on a gated call of this tool."""
-        self_approval = (
-            self.allow_self_approval
-            if self.allow_self_approval is not None
-            else self.approvals_required == 1
-        )
-        return ConfirmationPolicy(
-            approver_roles=sorted(self.approver_roles),
-            approvals_required=self.approvals_required,
-            allow_self_approval=self_approval,
-            ttl=self.confirmation_ttl or default_ttl,
-            on_timeout=self.on_timeout,
-            allow_edit=self.allow_edit,
-        )
+        """The policy recorded on a gated call of this tool.
+
+        Args:
+            default_ttl: The run's time-to-live for tools that set none.
+        """
+        if "ttl" in self.confirmation.model_fields_set:
+            return self.confirmation
+        return self.confirmation.model_copy(update={"ttl": default_ttl})
 
     async def invoke(self, args: Mapping[str, Any], ctx: ToolContext) -> str:
         """Run the tool with validated arguments; sync tools run in a thread."""
@@ -154,7 +145,8 @@ def _build_tool(
     *,
     name: str | None,
     description: str | None,
-    **policy: Any,
+    requires_confirmation: bool | ConfirmationPredicate,
+    confirmation: ConfirmationPolicy,
 ) -> Tool:
     hints = get_type_hints(function, include_extras=True)
     doc_description, arg_notes = _split_docstring(function.__doc__ or "")
@@ -184,7 +176,8 @@ def _build_tool(
         function=function,
         args_model=args_model,
         context_param=context_param,
-        **policy,
+        requires_confirmation=requires_confirmation,
+        confirmation=confirmation,
     )
 
 
@@ -223,7 +216,8 @@ def tool(
 ) -> Tool | Callable[[ToolFunction], Tool]:
     """Turn a typed function (sync or async) into a :class:`Tool`.
 
-    Use as ``@tool`` or ``@tool(requires_confirmation=True, ...)``.
+    Use as ``@tool`` or ``@tool(requires_confirmation=True, ...)``. The
+    confirmation arguments build the tool's one :class:`ConfirmationPolicy`.
 
     Args:
         function: The function, when used without arguments.
@@ -243,18 +237,27 @@ def tool(
     Returns:
         The tool, or a decorator that makes one.
     """
-    policy: dict[str, Any] = {
-        "requires_confirmation": requires_confirmation,
-        "approver_roles": frozenset(approver_roles),
-        "approvals_required": approvals_required,
-        "allow_self_approval": allow_self_approval,
-        "confirmation_ttl": confirmation_ttl,
-        "on_timeout": TimeoutAction(on_timeout),
-        "allow_edit": allow_edit,
-    }
+    policy = ConfirmationPolicy(
+        approver_roles=sorted(approver_roles),
+        approvals_required=approvals_required,
+        allow_self_approval=(
+            approvals_required == 1 if allow_self_approval is None else allow_self_approval
+        ),
+        on_timeout=TimeoutAction(on_timeout),
+        allow_edit=allow_edit,
+    )
+    if confirmation_ttl is not None:
+        # Set only when given: an unset ttl takes the run's default (see confirmation_policy).
+        policy.ttl = confirmation_ttl
 
     def decorate(fn: ToolFunction) -> Tool:
-        return _build_tool(fn, name=name, description=description, **policy)
+        return _build_tool(
+            fn,
+            name=name,
+            description=description,
+            requires_confirmation=requires_confirmation,
+            confirmation=policy,
+        )
 
     if function is not None:
         return decorate(function)
