@@ -53,4 +53,3 @@ async def test_removing_a_patch_branch_fails_a_replay(
         + ("before the patch" if answer else "with the patch")
         + " (docs/histories.md)"
     )
-
