@@ -24,6 +24,7 @@ from temporalio import activity
 from temporalio.client import Client, Interceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from countersign.client import WORKFLOW_ID_PREFIX, run_id_of
 from countersign.settings import Settings
 
 logger = logging.getLogger("countersign.observability")
@@ -34,14 +35,10 @@ METRICS_BIND_HOST = "0.0.0.0"
 
 OTEL_EXTRA_HINT = "pip install 'countersign[otel]'"
 
-# countersign.runs.WORKFLOW_ID_PREFIX; not imported, as that pulls in the
-# workflow module and this one is also loaded by processes without it.
-_WORKFLOW_ID_PREFIX = "countersign-run-"
-
 
 def _run_id_of(workflow_id: str) -> str | None:
-    if workflow_id.startswith(_WORKFLOW_ID_PREFIX):
-        return workflow_id[len(_WORKFLOW_ID_PREFIX) :]
+    if workflow_id.startswith(WORKFLOW_ID_PREFIX):
+        return run_id_of(workflow_id)
     return None
 
 
