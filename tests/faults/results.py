@@ -20,6 +20,7 @@ COLUMNS = (
     ("kill", "kind"),
     ("kills", "kill_count"),
     ("runs", "runs"),
+    ("orphan runs", "orphan_runs"),
     ("calls", "calls"),
     ("executed", "executed"),
     ("rejected", "rejected"),

@@ -91,7 +91,8 @@ class Verdict:
         """The verdict for the results file."""
         data = asdict(self)
         data["recovery_seconds"] = self.recovery_seconds
-        return json.loads(json.dumps(data, default=str))
+        encoded: dict[str, Any] = json.loads(json.dumps(data, default=str))
+        return encoded
 
 
 async def running_count(client: Client) -> int | None:
@@ -182,7 +183,9 @@ async def verify(
                 problems.append(f"call {key} left in {call.state}")
             if call.state is CallState.EXECUTED:
                 verdict.executed += 1
-                executed_rows[str(call.tool_args["table_name"])] += int(call.tool_args["count"])
+                executed_rows[str(call.tool_args["table_name"])] += int(
+                    str(call.tool_args["count"])
+                )
                 if not any(d.confirmed for d in call.decisions):
                     problems.append(f"call {key} executed without an approval")
                 if key not in effects:
@@ -226,9 +229,9 @@ def _check_flows(
     for run_id in views.keys() - known:
         # Started by a create whose answer was lost: nobody knows it, so it
         # must expire like any call nobody answers.
-        for call in views[run_id].tools:
-            if call.state is not CallState.EXPIRED:
-                problems.append(f"orphan run {run_id}: call {call.tool_call_id} {call.state}")
+        for orphan in views[run_id].tools:
+            if orphan.state is not CallState.EXPIRED:
+                problems.append(f"orphan run {run_id}: call {orphan.tool_call_id} {orphan.state}")
     for flow in flows:
         if flow.run_id is not None and flow.run_id not in views:
             problems.append(f"flow {flow.index}: run {flow.run_id} is not in Temporal")
