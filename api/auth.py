@@ -5,8 +5,8 @@ Credentials, in order:
 - ``X-API-Key: <key>``, or ``Authorization: Bearer <key>`` where the key has
   the ``csk_`` shape: looked up in the hashed key store
   (``COUNTERSIGN_API_KEYS_FILE``, see ``countersign keys``);
-- ``Authorization: Bearer <JWT>``: HS256 or RS256, see
-  ``countersign.security.jwt_auth``.
+- ``Authorization: Bearer <JWT>``: HS256, or RS256/ES256 with a public key
+  or the identity provider's JWKS, see ``countersign.security.jwt_auth``.
 
 Development mode (``COUNTERSIGN_AUTH_DISABLED=true``) trusts the caller's
 ``user_id`` and grants every role; whoever starts the API announces it.
@@ -19,6 +19,7 @@ for any ``HTTPException``). Credentials are never logged nor echoed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from countersign.models import Principal
 from countersign.security.api_keys import ApiKeyError, ApiKeyStore, looks_like_api_key
 from countersign.security.jwt_auth import (
+    JwksUnavailableError,
     JwtConfig,
     JwtConfigError,
     JwtError,
@@ -45,6 +47,7 @@ DEV_ROLES = ("requester", "approver", "viewer", "admin")
 UNAUTHENTICATED = "unauthenticated"
 FORBIDDEN = "forbidden"
 AUTH_MISCONFIGURED = "auth_misconfigured"
+JWKS_UNAVAILABLE = "jwks_unavailable"
 
 
 class AuthError(HTTPException):
@@ -193,14 +196,26 @@ def _lookup_key(settings: Settings, key: str) -> Principal:
     return principal
 
 
-def _verify_jwt(settings: Settings, token: str) -> Principal:
+async def _verify_jwt(settings: Settings, token: str) -> Principal:
     config = JwtConfig.from_settings(settings)
     if not config.enabled:
         raise unauthenticated("JWT authentication is not configured", token_presented=True)
     try:
-        return _jwt_verifier(config).verify(token)
+        verifier = _jwt_verifier(config)
+        if verifier.may_fetch:
+            # A JWKS fetch is blocking I/O: keep it off the event loop.
+            return await asyncio.to_thread(verifier.verify, token)
+        return verifier.verify(token)
     except JwtConfigError as exc:
         raise _misconfigured(str(exc)) from exc
+    except JwksUnavailableError as exc:
+        logger.error("JWT keys unavailable: %s", exc)
+        raise AuthError(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            JWKS_UNAVAILABLE,
+            "the identity provider's keys cannot be fetched; try again later",
+            headers={"Retry-After": "5"},
+        ) from exc
     except JwtError as exc:
         raise unauthenticated(exc.reason, token_presented=True) from exc
 
@@ -230,7 +245,7 @@ async def authenticate(request: Request, settings: Settings) -> Principal:
         if as_api_key_header or looks_like_api_key(credential):
             principal = _lookup_key(settings, credential)
         elif looks_like_jwt(credential):
-            principal = _verify_jwt(settings, credential)
+            principal = await _verify_jwt(settings, credential)
         else:
             raise unauthenticated(
                 "the credential is neither an API key nor a JWT", token_presented=True

@@ -58,7 +58,9 @@ class AppState:
     _connecting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
-        self.limiter = RateLimiter(self.settings.rate_limit_per_minute)
+        self.limiter = RateLimiter(
+            self.settings.rate_limit_per_minute, role_budgets=self.settings.rate_limit_roles
+        )
         # The same budget for failed logins: guessing a 256-bit key is hopeless
         # anyway, this keeps a flood of bad credentials from costing much.
         self.auth_failures = RateLimiter(self.settings.rate_limit_per_minute)
@@ -127,15 +129,16 @@ def client_address(request: Request) -> str:
 
 
 async def _principal(request: Request, state: StateDep) -> Principal:
-    address = client_address(request)
-    blocked = state.auth_failures.blocked_for(address, AUTH_FAILURES)
-    if blocked is not None:
-        raise RateLimited(blocked)
     try:
         return await auth.authenticate(request, state.settings)
     except auth.AuthError as err:
+        # Credentials first, the address only for failures: behind a proxy many
+        # callers share one address, and their junk must never lock out a
+        # valid credential.
         if err.status_code == status.HTTP_401_UNAUTHORIZED:
-            state.auth_failures.hit(address, AUTH_FAILURES)
+            retry_after = state.auth_failures.hit(client_address(request), AUTH_FAILURES)
+            if retry_after is not None:
+                raise RateLimited(retry_after) from None
         raise
 
 
@@ -146,7 +149,7 @@ async def rate_limit_principal(
     request: Request, state: StateDep, principal: CurrentPrincipal
 ) -> None:
     """Limit each principal on each route (429 ``rate_limited`` with ``Retry-After``)."""
-    retry_after = state.limiter.hit(principal.id, route_key(request))
+    retry_after = state.limiter.hit_principal(principal, route_key(request))
     if retry_after is not None:
         raise RateLimited(retry_after)
 

@@ -14,10 +14,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 WEBHOOK_SECRET_PREFIX = "whsec_"
+#: Requests per minute and route for principals holding these roles: a backend
+#: principal driving many flows at once, and approvers working an inbox.
+DEFAULT_ROLE_RATE_LIMITS = {"service": 6000, "approver": 600}
 
 
 def _env(*names: str) -> AliasChoices:
@@ -107,6 +110,13 @@ class Settings(BaseSettings):
     )
     jwt_secret: SecretStr | None = Field(None, validation_alias=_env("COUNTERSIGN_JWT_SECRET"))
     jwt_public_key: str | None = Field(None, validation_alias=_env("COUNTERSIGN_JWT_PUBLIC_KEY"))
+    jwt_jwks_url: str | None = Field(None, validation_alias=_env("COUNTERSIGN_JWT_JWKS_URL"))
+    jwt_jwks_cache: timedelta = Field(
+        timedelta(minutes=5), validation_alias=_env("COUNTERSIGN_JWT_JWKS_CACHE")
+    )
+    jwt_jwks_cooldown: timedelta = Field(
+        timedelta(seconds=30), validation_alias=_env("COUNTERSIGN_JWT_JWKS_COOLDOWN")
+    )
     jwt_audience: str | None = Field(None, validation_alias=_env("COUNTERSIGN_JWT_AUDIENCE"))
     jwt_issuer: str | None = Field(None, validation_alias=_env("COUNTERSIGN_JWT_ISSUER"))
     jwt_leeway: timedelta = Field(
@@ -117,6 +127,10 @@ class Settings(BaseSettings):
     )
     rate_limit_per_minute: int = Field(
         120, ge=0, validation_alias=_env("COUNTERSIGN_RATE_LIMIT_PER_MINUTE")
+    )
+    rate_limit_roles: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_ROLE_RATE_LIMITS),
+        validation_alias=_env("COUNTERSIGN_RATE_LIMIT_ROLES"),
     )
     max_body_bytes: int = Field(
         256 * 1024, ge=1024, validation_alias=_env("COUNTERSIGN_MAX_BODY_BYTES")
@@ -166,6 +180,8 @@ class Settings(BaseSettings):
         "tool_heartbeat_timeout",
         "wait_budget",
         "jwt_leeway",
+        "jwt_jwks_cache",
+        "jwt_jwks_cooldown",
         "webhook_timeout",
         "webhook_retry_for",
         mode="before",
@@ -202,6 +218,41 @@ class Settings(BaseSettings):
                 if isinstance(raw, str):
                     _check_webhook_secret(raw)
         return items
+
+    @field_validator("rate_limit_roles", mode="before")
+    @classmethod
+    def _role_budgets(cls, value: object) -> object:
+        # "service=6000,approver=600" in the environment; these replace the
+        # defaults, so an operator states every role budget they want.
+        if not isinstance(value, str):
+            return value
+        budgets: dict[str, object] = {}
+        for item in value.split(","):
+            if item.strip():
+                role, sep, budget = item.partition("=")
+                if not sep or not role.strip():
+                    raise ValueError(
+                        "COUNTERSIGN_RATE_LIMIT_ROLES must read role=requests_per_minute,..."
+                    )
+                budgets[role.strip()] = budget.strip()
+        return budgets
+
+    @field_validator("rate_limit_roles")
+    @classmethod
+    def _budgets_not_negative(cls, value: dict[str, int]) -> dict[str, int]:
+        if any(budget < 0 for budget in value.values()):
+            raise ValueError("COUNTERSIGN_RATE_LIMIT_ROLES budgets must be 0 (unlimited) or more")
+        return value
+
+    @model_validator(mode="after")
+    def _jwt_config(self) -> Settings:
+        # Imported here: the JWT module reads these settings.
+        from countersign.security.jwt_auth import JwtConfig
+
+        problem = JwtConfig.from_settings(self).problem
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @property
     def uses_demo_model(self) -> bool:

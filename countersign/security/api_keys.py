@@ -8,8 +8,15 @@ shown once, when it is created, and never written anywhere.
 
 The store is one JSON file (``COUNTERSIGN_API_KEYS_FILE``), mode 0600, replaced
 atomically on every change and guarded by a lock file so that two CLI
-invocations do not lose each other's writes. Readers (the API) reload it when it
-changes on disk, so a revocation takes effect without a restart.
+invocations do not lose each other's writes.
+
+Replicas share it: every API process reads the same file (a shared volume, or a
+Kubernetes Secret or ConfigMap mounted read-only) and reloads it when it
+changes, checking its inode, modification time and size at most once per
+``check_interval`` (one second), so ``countersign keys create``/``revoke`` on
+one replica, or an operator updating the mounted secret, reaches every replica
+within about a second, without a restart. Readers never write: a read-only
+mount is enough for the API; the CLI needs the file's directory writable.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ import re
 import secrets
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,12 +117,23 @@ class ApiKeyStore:
 
     Args:
         path: The JSON file (``settings.api_keys_file``); it need not exist yet.
+        check_interval: Seconds between two checks of the file for changes.
+        clock: Monotonic seconds (injectable for tests).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        check_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
+        self._check_interval = check_interval
+        self._clock = clock
         self._cache_lock = threading.Lock()
         self._cache_stamp: tuple[int, int, int] | None = None
+        self._checked_at: float | None = None
         self._cache: list[ApiKeyRecord] = []
 
     # Reading.
@@ -135,17 +154,25 @@ class ApiKeyStore:
         """Every key, revoked ones included, oldest first."""
         return self._read().keys
 
-    def _active_records(self) -> list[ApiKeyRecord]:
-        # Reload only when the file changed: the API calls this on every request.
-        try:
-            st = self.path.stat()
-            stamp: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
-            stamp = None
+    def _active_records(self, *, fresh: bool = False) -> list[ApiKeyRecord]:
+        # The API calls this on every request: look at the file at most once per
+        # interval (unless ``fresh``), and read it only when it changed. stat()
+        # follows symlinks, so a Kubernetes secret update (a swapped ..data
+        # link) is a new inode.
+        now = self._clock()
         with self._cache_lock:
-            if stamp != self._cache_stamp or stamp is None:
+            recent = self._checked_at is not None and now - self._checked_at < self._check_interval
+            if recent and not fresh:
+                return self._cache
+            try:
+                st = self.path.stat()
+                stamp: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+            except FileNotFoundError:
+                stamp = None
+            if stamp != self._cache_stamp or self._checked_at is None:
                 self._cache = [r for r in self._read().keys if r.active]
                 self._cache_stamp = stamp
+            self._checked_at = now
             return self._cache
 
     def lookup(self, key: str) -> Principal | None:
@@ -153,15 +180,18 @@ class ApiKeyStore:
 
         Every active record is compared with ``hmac.compare_digest`` and the loop
         never stops early, so the time taken does not tell which key matched.
+        A key found in the cache is accepted (a revocation shows within the
+        check interval); a key not found makes the file be looked at again at
+        once, so a key just created elsewhere works on its first use (the
+        failed-login throttle bounds what unknown keys cost).
 
         Raises:
             ApiKeyError: When the key file cannot be read.
         """
         presented = hash_key(key).encode()
-        found: ApiKeyRecord | None = None
-        for record in self._active_records():
-            if hmac.compare_digest(record.hash.encode(), presented):
-                found = record
+        found = _match(self._active_records(), presented)
+        if found is None:
+            found = _match(self._active_records(fresh=True), presented)
         return found.principal() if found is not None else None
 
     # Writing.
@@ -169,14 +199,23 @@ class ApiKeyStore:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[ApiKeyFile]:
         """Hold the store's lock file while reading, changing and writing it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ApiKeyError(
+                f"cannot change the API key file {self.path} here ({exc.strerror}): where it "
+                "is mounted read-only, change it at its source (the secret or shared volume)"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             data = self._read()
             yield data
             self._write(data)
+            with self._cache_lock:
+                # This process sees its own change at once, not a second later.
+                self._checked_at = None
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
@@ -245,3 +284,11 @@ class ApiKeyStore:
                 raise ApiKeyError(f"no API key with id {key_id!r}")
         logger.info("revoked API key %s", key_id)
         return record
+
+
+def _match(records: list[ApiKeyRecord], presented: bytes) -> ApiKeyRecord | None:
+    found: ApiKeyRecord | None = None
+    for record in records:
+        if hmac.compare_digest(record.hash.encode(), presented):
+            found = record
+    return found

@@ -1,15 +1,25 @@
-"""JWT bearer tokens: HS256 with a shared secret or RS256 with a public key.
+"""JWT bearer tokens: HS256 with a shared secret; RS256 or ES256 with a static
+public key or the identity provider's JWKS.
 
 The algorithm is pinned by configuration, never chosen by the token: a token is
-verified with HS256 only against ``COUNTERSIGN_JWT_SECRET`` and with RS256 only
-against ``COUNTERSIGN_JWT_PUBLIC_KEY``. ``alg: none``, any other algorithm, and
-the classic confusion (an HS256 token "signed" with the RSA public key) are
-refused before any signature check.
+verified with HS256 only against ``COUNTERSIGN_JWT_SECRET``, with RS256 only
+against ``COUNTERSIGN_JWT_PUBLIC_KEY``, and with RS256 or ES256 against the key
+of ``COUNTERSIGN_JWT_JWKS_URL`` whose ``kid`` the token names, and only with
+the algorithm that key is for. ``alg: none``, any other algorithm, and the
+classic confusion (an HS256 token "signed" with the RSA public key) are refused
+before any signature check.
+
+JWKS: the key set is fetched with PyJWT's ``PyJWKClient``, cached for
+``COUNTERSIGN_JWT_JWKS_CACHE`` seconds, and fetched again at once when a token
+names a ``kid`` the cached set lacks (the provider rotated its keys), at most
+once per ``COUNTERSIGN_JWT_JWKS_COOLDOWN`` seconds so that tokens with invented
+``kid`` values cannot make us hammer the provider.
 
 Claims: ``sub`` is the principal id, ``roles`` a list of role names (absent
-means no roles), ``exp`` is required; ``aud`` and ``iss`` are checked when
-configured. PyJWT refuses a token that carries ``aud`` when no audience is
-configured, so set ``COUNTERSIGN_JWT_AUDIENCE`` if your issuer adds one.
+means no roles), ``exp`` is required. With a public key or JWKS, ``aud`` and
+``iss`` are required and checked (``COUNTERSIGN_JWT_AUDIENCE``,
+``COUNTERSIGN_JWT_ISSUER``): an identity provider signs tokens for every
+application it serves, and only these two claims say a token is meant for us.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 import jwt
+from jwt import PyJWKClient, PyJWKClientConnectionError, PyJWKClientError
 from pydantic import BaseModel, ConfigDict
 
 from countersign.models import Principal
@@ -24,11 +35,18 @@ from countersign.settings import Settings
 
 HS256 = "HS256"
 RS256 = "RS256"
+ES256 = "ES256"
+#: Algorithms accepted from a JWKS, each only with a key made for it.
+JWKS_ALGORITHMS = frozenset({RS256, ES256})
 MIN_HMAC_SECRET_BYTES = 32
 
 
 class JwtConfigError(Exception):
     """JWT verification is configured wrongly (short secret, unreadable key)."""
+
+
+class JwksUnavailableError(Exception):
+    """The identity provider's key set could not be fetched (not the caller's fault)."""
 
 
 class JwtError(Exception):
@@ -50,6 +68,10 @@ class JwtConfig(BaseModel):
 
     secret: str | None = None
     public_key: str | None = None
+    jwks_url: str | None = None
+    jwks_cache_seconds: float = 300.0
+    jwks_cooldown_seconds: float = 30.0
+    jwks_timeout_seconds: float = 5.0
     audience: str | None = None
     issuer: str | None = None
     leeway_seconds: float = 30.0
@@ -60,6 +82,9 @@ class JwtConfig(BaseModel):
         return cls(
             secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
             public_key=settings.jwt_public_key,
+            jwks_url=settings.jwt_jwks_url,
+            jwks_cache_seconds=settings.jwt_jwks_cache.total_seconds(),
+            jwks_cooldown_seconds=settings.jwt_jwks_cooldown.total_seconds(),
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
             leeway_seconds=settings.jwt_leeway.total_seconds(),
@@ -68,7 +93,21 @@ class JwtConfig(BaseModel):
     @property
     def enabled(self) -> bool:
         """Whether any JWT key is configured."""
-        return bool(self.secret) or bool(self.public_key)
+        return bool(self.secret) or bool(self.public_key) or bool(self.jwks_url)
+
+    @property
+    def problem(self) -> str | None:
+        """What is wrong with this configuration, or ``None`` (checked at start-up too)."""
+        if self.public_key and self.jwks_url:
+            return "set COUNTERSIGN_JWT_PUBLIC_KEY or COUNTERSIGN_JWT_JWKS_URL, not both"
+        if (self.public_key or self.jwks_url) and not (self.audience and self.issuer):
+            return (
+                "COUNTERSIGN_JWT_AUDIENCE and COUNTERSIGN_JWT_ISSUER are required with "
+                "COUNTERSIGN_JWT_PUBLIC_KEY or COUNTERSIGN_JWT_JWKS_URL: an identity provider "
+                "signs tokens for every application it serves, and only 'aud' and 'iss' say "
+                "a token is meant for this one"
+            )
+        return None
 
 
 class JwtVerifier:
@@ -78,13 +117,27 @@ class JwtVerifier:
         config: Keys and claim checks.
 
     Raises:
-        JwtConfigError: When the HMAC secret is too short or the public key is
-            not a PEM RSA public key.
+        JwtConfigError: When the HMAC secret is too short, the public key is
+            not a PEM RSA public key, the JWKS URL is not http(s), or an
+            asymmetric key comes without audience and issuer.
     """
 
     def __init__(self, config: JwtConfig) -> None:
         self.config = config
+        if config.problem:
+            raise JwtConfigError(config.problem)
         self._keys: dict[str, Any] = {}
+        self._jwks: PyJWKClient | None = None
+        if config.jwks_url:
+            try:
+                self._jwks = PyJWKClient(
+                    config.jwks_url,
+                    lifespan=config.jwks_cache_seconds,
+                    cooldown_duration=config.jwks_cooldown_seconds,
+                    timeout=config.jwks_timeout_seconds,
+                )
+            except PyJWKClientError as exc:
+                raise JwtConfigError(f"COUNTERSIGN_JWT_JWKS_URL: {exc}") from exc
         if config.secret:
             if len(config.secret.encode()) < MIN_HMAC_SECRET_BYTES:
                 raise JwtConfigError(
@@ -94,27 +147,38 @@ class JwtVerifier:
         if config.public_key:
             self._keys[RS256] = _load_pem_public_key(config.public_key)
 
+    @property
+    def may_fetch(self) -> bool:
+        """Whether :meth:`verify` may fetch keys over the network (call it off the loop)."""
+        return self._jwks is not None
+
     def verify(self, token: str) -> Principal:
         """The principal a token names.
 
         Raises:
             JwtError: When the token is malformed, unsigned, signed with another
-                algorithm or key, expired, for another audience or issuer, or
-                lacks ``sub``/``exp`` or has malformed ``roles``.
+                algorithm or key (or a ``kid`` the provider does not publish),
+                expired, for another audience or issuer, or lacks ``sub``/``exp``
+                or has malformed ``roles``.
+            JwksUnavailableError: When the provider's key set cannot be fetched.
         """
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError as exc:
             raise JwtError("malformed token") from exc
         alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in self._keys:
+        if isinstance(alg, str) and alg in self._keys:
+            key = self._keys[alg]
+        elif isinstance(alg, str) and alg in JWKS_ALGORITHMS and self._jwks is not None:
+            key = self._jwks_key(alg, header.get("kid"))
+        else:
             # Covers "none" and algorithm confusion: only a configured pair
             # (algorithm, key) is ever tried.
             raise JwtError(f"token algorithm {alg!r} is not accepted")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key=self._keys[alg],
+                key=key,
                 algorithms=[alg],
                 audience=self.config.audience,
                 issuer=self.config.issuer,
@@ -136,6 +200,22 @@ class JwtVerifier:
         except jwt.InvalidTokenError as exc:
             raise JwtError("invalid token") from exc
         return _principal(claims)
+
+    def _jwks_key(self, alg: str, kid: object) -> Any:
+        assert self._jwks is not None
+        if not isinstance(kid, str) or not kid:
+            raise JwtError("token has no 'kid' header")
+        try:
+            jwk = self._jwks.get_signing_key(kid)
+        except PyJWKClientConnectionError as exc:
+            raise JwksUnavailableError(f"cannot fetch COUNTERSIGN_JWT_JWKS_URL: {exc}") from exc
+        except PyJWKClientError as exc:
+            raise JwtError("token 'kid' names no key of the identity provider") from exc
+        if jwk.algorithm_name != alg:
+            # A key serves the one algorithm it was made for: an ES256 token
+            # never verifies against an RSA key, nor RS256 against an EC one.
+            raise JwtError(f"token algorithm {alg!r} does not match its key")
+        return jwk.key
 
 
 def _load_pem_public_key(pem: str) -> Any:

@@ -1,14 +1,20 @@
 """Rate limits per principal and route, and a request body size guard.
 
-``RateLimiter`` is a token bucket per key: ``per_minute`` requests of burst,
-refilled continuously at ``per_minute / 60`` per second; ``0`` turns it off.
-Buckets live in the API process, so with N API replicas a principal may make
-up to N times the limit; that bounds abuse without a shared store.
+``RateLimiter`` is a token bucket per key: a budget of ``per_minute`` requests
+of burst, refilled continuously at ``per_minute / 60`` per second; ``0`` turns
+it off. A principal's budget is the largest of its roles' budgets
+(``COUNTERSIGN_RATE_LIMIT_ROLES``; by default a ``service`` principal, the
+backend that drives many flows at once, and an ``approver`` get far more than
+the default), else ``COUNTERSIGN_RATE_LIMIT_PER_MINUTE``.
+
+Buckets live in the API process: with N API replicas behind a load balancer a
+principal may make up to N times its budget. That bounds abuse without a shared
+store; size the budgets for one replica.
 
 Mounting, in ``create_app``::
 
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    limiter = RateLimiter(settings.rate_limit_per_minute)
+    limiter = RateLimiter(settings.rate_limit_per_minute, role_budgets=settings.rate_limit_roles)
     router = APIRouter(dependencies=[Depends(rate_limit(limiter, current_principal))])
 
 ``rate_limit`` builds a FastAPI dependency that resolves the principal through
@@ -22,7 +28,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request, status
@@ -41,10 +47,13 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Token buckets keyed by (principal, route).
+    """Token buckets keyed by (principal, route), each with its principal's budget.
 
     Args:
-        per_minute: Requests per minute and burst size; 0 disables the limiter.
+        per_minute: Requests per minute and burst size for a key whose roles
+            have no budget of their own; 0 disables the limit for them.
+        role_budgets: Budget per role name; a principal gets the largest of
+            its roles' budgets (0 for a role: that role is not limited).
         clock: Monotonic seconds (injectable for tests).
         max_keys: Idle buckets are dropped beyond this many, so memory stays
             bounded whatever the callers send.
@@ -54,11 +63,12 @@ class RateLimiter:
         self,
         per_minute: int,
         *,
+        role_budgets: Mapping[str, int] | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = 10_000,
     ) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
+        self.per_minute = per_minute
+        self.role_budgets = dict(role_budgets or {})
         self._clock = clock
         self._max_keys = max_keys
         self._buckets: dict[tuple[str, str], _Bucket] = {}
@@ -66,57 +76,56 @@ class RateLimiter:
 
     @property
     def enabled(self) -> bool:
-        """Whether requests are limited at all."""
-        return self.capacity > 0
+        """Whether requests without a role budget are limited at all."""
+        return self.per_minute > 0
 
-    def hit(self, principal_id: str, route: str) -> float | None:
-        """Take one request from the bucket.
+    def budget(self, roles: Iterable[str]) -> int:
+        """Requests per minute for a principal with ``roles`` (0: unlimited)."""
+        budgets = [self.role_budgets[r] for r in roles if r in self.role_budgets]
+        if not budgets:
+            return self.per_minute
+        return 0 if 0 in budgets else max(budgets)
+
+    def hit_principal(self, principal: Principal, route: str) -> float | None:
+        """:meth:`hit` with the principal's id and its roles' budget."""
+        return self.hit(principal.id, route, self.budget(principal.roles))
+
+    def hit(self, key: str, route: str, per_minute: int | None = None) -> float | None:
+        """Take one request from the bucket of ``key`` on ``route``.
+
+        Args:
+            key: Who is counted (a principal id, or an address).
+            route: The route template (see :func:`route_key`).
+            per_minute: The budget; the limiter's default when ``None``.
 
         Returns:
             ``None`` when the request may go ahead, else the seconds to wait
             before the next one would be allowed.
         """
-        if not self.enabled:
+        capacity = float(self.per_minute if per_minute is None else per_minute)
+        if capacity <= 0:
             return None
+        rate = capacity / 60.0
         now = self._clock()
-        key = (principal_id, route)
         with self._lock:
-            bucket = self._buckets.get(key)
+            bucket = self._buckets.get((key, route))
             if bucket is None:
                 if len(self._buckets) >= self._max_keys:
                     self._prune(now)
-                bucket = self._buckets[key] = _Bucket(self.capacity, now)
+                bucket = self._buckets[(key, route)] = _Bucket(capacity, now)
             else:
-                bucket.tokens = min(
-                    self.capacity, bucket.tokens + (now - bucket.updated) * self.rate
-                )
+                bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * rate)
                 bucket.updated = now
             if bucket.tokens >= 1.0:
                 bucket.tokens -= 1.0
                 return None
-            return (1.0 - bucket.tokens) / self.rate
-
-    def blocked_for(self, principal_id: str, route: str) -> float | None:
-        """Seconds until the bucket holds a token again, without taking one.
-
-        Returns:
-            ``None`` when a request would be allowed now.
-        """
-        if not self.enabled:
-            return None
-        now = self._clock()
-        with self._lock:
-            bucket = self._buckets.get((principal_id, route))
-            if bucket is None:
-                return None
-            tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.rate)
-            return None if tokens >= 1.0 else (1.0 - tokens) / self.rate
+            return (1.0 - bucket.tokens) / rate
 
     def _prune(self, now: float) -> None:
-        # Full buckets carry no state worth keeping; if none is full, drop the
-        # oldest half so a flood of distinct keys cannot grow the map forever.
-        full_after = self.capacity / self.rate
-        idle = [k for k, b in self._buckets.items() if now - b.updated >= full_after]
+        # Buckets idle for a minute have refilled under the default budget and
+        # carry no state worth keeping; if none is, drop the oldest half so a
+        # flood of distinct keys cannot grow the map forever.
+        idle = [k for k, b in self._buckets.items() if now - b.updated >= 60.0]
         if not idle:
             ordered = sorted(self._buckets, key=lambda k: self._buckets[k].updated)
             idle = ordered[: len(ordered) // 2 or 1]
@@ -171,7 +180,7 @@ def rate_limit(
         request: Request,
         principal: Principal = Depends(principal_dependency),  # noqa: B008
     ) -> None:
-        retry_after = limiter.hit(principal.id, route_key(request))
+        retry_after = limiter.hit_principal(principal, route_key(request))
         if retry_after is not None:
             raise RateLimited(retry_after)
 

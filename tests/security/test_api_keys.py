@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -83,14 +84,87 @@ def test_revoke_stops_the_key_and_keeps_the_record(store: ApiKeyStore) -> None:
     assert listed.revoked_at is not None
 
 
-def test_revoke_seen_by_a_second_store_on_the_same_file(store: ApiKeyStore) -> None:
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_revoke_seen_by_a_second_store_after_its_check_interval(store: ApiKeyStore) -> None:
     created = store.create("alice", ["approver"])
-    api_side = ApiKeyStore(store.path)
+    clock = Clock()
+    api_side = ApiKeyStore(store.path, clock=clock)
     assert api_side.lookup(created.key) is not None
 
     store.revoke(created.record.key_id)
+    # Within the interval the file is not even looked at: requests stay cheap.
+    clock.now += 0.5
+    still_cached = api_side.lookup(created.key)
+    clock.now += 0.5
+    reloaded = api_side.lookup(created.key)
 
-    assert api_side.lookup(created.key) is None
+    assert still_cached is not None
+    assert reloaded is None
+
+
+def test_key_created_elsewhere_works_on_first_use(store: ApiKeyStore) -> None:
+    first = store.create("alice", ["approver"])
+    clock = Clock()
+    api_side = ApiKeyStore(store.path, clock=clock)
+    assert api_side.lookup(first.key) is not None
+
+    created = store.create("bob", ["viewer"])
+
+    assert api_side.lookup(created.key) == Principal(id="bob", roles=("viewer",))
+
+
+def test_unchanged_file_is_not_read_again(store: ApiKeyStore) -> None:
+    created = store.create("alice", ["approver"])
+    clock = Clock()
+    api_side = ApiKeyStore(store.path, clock=clock)
+    assert api_side.lookup(created.key) is not None
+    # Same inode, size and time stamp, different content: only a re-read would see it.
+    stat = store.path.stat()
+    text = store.path.read_text()
+    store.path.write_text(text.replace(created.record.hash, hash_key("csk_another")))
+    os.utime(store.path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    clock.now += 5
+    assert api_side.lookup(created.key) is not None
+
+
+def test_key_file_replaced_through_a_symlink_is_reloaded(tmp_path: Path) -> None:
+    # How a Kubernetes secret volume updates: a new directory, then the link swapped.
+    writer_a = ApiKeyStore(tmp_path / "v1" / "api_keys.json")
+    old = writer_a.create("alice", ["approver"])
+    writer_b = ApiKeyStore(tmp_path / "v2" / "api_keys.json")
+    new = writer_b.create("bob", ["approver"])
+    link = tmp_path / "mounted.json"
+    link.symlink_to(writer_a.path)
+    clock = Clock()
+    api_side = ApiKeyStore(link, clock=clock)
+    assert api_side.lookup(old.key) is not None
+
+    swap = tmp_path / "swap.json"
+    swap.symlink_to(writer_b.path)
+    os.replace(swap, link)
+    clock.now += 1
+
+    assert api_side.lookup(old.key) is None
+    assert api_side.lookup(new.key) == Principal(id="bob", roles=("approver",))
+
+
+def test_change_where_the_directory_is_not_writable_says_so(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    store = ApiKeyStore(blocker / "api_keys.json")
+
+    with pytest.raises(ApiKeyError, match="cannot change the API key file"):
+        store.create("alice", ["approver"])
 
 
 def test_revoke_unknown_id_raises(store: ApiKeyStore) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from countersign.security.api_keys import ApiKeyStore
 from countersign.settings import Settings
+from tests.api.conftest import eventually
 from tests.security.apps import client_for, make_app
 
 JWT_SECRET = "j" * 40
@@ -97,7 +98,8 @@ async def test_authenticate_revoked_key_401(settings: Settings, store: ApiKeySto
     async with client_for(make_app(settings), authorization=f"Bearer {created.key}") as http:
         assert (await http.get("/whoami")).status_code == 200
         store.revoke(created.record.key_id)
-        response = await http.get("/whoami")
+        # The API's store looks at the file at most once a second.
+        response = await eventually(lambda: http.get("/whoami"), lambda r: r.status_code == 401)
 
     assert response.status_code == 401
     assert response.json()["code"] == "unauthenticated"

@@ -16,8 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from countersign.models import Principal
 from countersign.security.jwt_auth import JwtConfig, JwtConfigError, JwtError, JwtVerifier
+from countersign.settings import Settings
 
 SECRET = "s" * 40
+AUD = "countersign"
+ISS = "https://idp.example"
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +60,36 @@ def test_verify_hs256_returns_principal() -> None:
     assert verifier.verify(hs256()) == Principal(id="alice", roles=("approver", "viewer"))
 
 
+def rs256_config(key: rsa.RSAPrivateKey) -> JwtConfig:
+    return JwtConfig(public_key=public_pem(key), audience=AUD, issuer=ISS)
+
+
 def test_verify_rs256_returns_principal(rsa_key: rsa.RSAPrivateKey) -> None:
-    verifier = JwtVerifier(JwtConfig(public_key=public_pem(rsa_key)))
-    token = jwt.encode(claims(roles=["admin"]), rsa_key, algorithm="RS256")
+    verifier = JwtVerifier(rs256_config(rsa_key))
+    token = jwt.encode(claims(roles=["admin"], aud=AUD, iss=ISS), rsa_key, algorithm="RS256")
 
     assert verifier.verify(token) == Principal(id="alice", roles=("admin",))
+
+
+def test_verify_rs256_without_aud_or_iss_claim_raises(rsa_key: rsa.RSAPrivateKey) -> None:
+    verifier = JwtVerifier(rs256_config(rsa_key))
+
+    with pytest.raises(JwtError, match="lacks the 'aud' claim"):
+        verifier.verify(jwt.encode(claims(iss=ISS), rsa_key, algorithm="RS256"))
+    with pytest.raises(JwtError, match="lacks the 'iss' claim"):
+        verifier.verify(jwt.encode(claims(aud=AUD), rsa_key, algorithm="RS256"))
+
+
+@pytest.mark.parametrize(("audience", "issuer"), [(None, ISS), (AUD, None), (None, None)])
+def test_rs256_without_audience_or_issuer_setting_refused_at_start(
+    rsa_key: rsa.RSAPrivateKey, audience: str | None, issuer: str | None
+) -> None:
+    values = {"jwt_public_key": public_pem(rsa_key), "jwt_audience": audience, "jwt_issuer": issuer}
+
+    with pytest.raises(ValueError, match="COUNTERSIGN_JWT_AUDIENCE and COUNTERSIGN_JWT_ISSUER"):
+        Settings.model_validate(values)
+    with pytest.raises(JwtConfigError, match="are required with"):
+        JwtVerifier(JwtConfig(public_key=public_pem(rsa_key), audience=audience, issuer=issuer))
 
 
 def test_verify_forged_signature_raises() -> None:
@@ -114,7 +142,7 @@ def test_verify_alg_none_raises() -> None:
 def test_verify_hs256_signed_with_public_key_raises(rsa_key: rsa.RSAPrivateKey) -> None:
     # Algorithm confusion: HMAC "signed" with the RSA public key the server holds.
     pem = public_pem(rsa_key)
-    verifier = JwtVerifier(JwtConfig(public_key=pem))
+    verifier = JwtVerifier(JwtConfig(public_key=pem, audience=AUD, issuer=ISS))
     header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
     payload = b64(json.dumps(claims(roles=["admin"])).encode())
     signature = hmac.new(pem.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
@@ -153,4 +181,4 @@ def test_verifier_short_secret_raises() -> None:
 
 def test_verifier_non_pem_public_key_raises() -> None:
     with pytest.raises(JwtConfigError, match="not a PEM public key"):
-        JwtVerifier(JwtConfig(public_key="not a key"))
+        JwtVerifier(JwtConfig(public_key="not a key", audience=AUD, issuer=ISS))

@@ -101,7 +101,7 @@ async def test_rate_limit_per_principal_and_route_429(
 async def test_rate_limit_decision_refused_run_unchanged(
     secure_api: SecureFactory, model: ScriptedModel
 ) -> None:
-    async with secure_api(rate_limit_per_minute=1) as sec:
+    async with secure_api(rate_limit_per_minute=1, rate_limit_roles={}) as sec:
         run = await sec.start(model, "rita", "limited purge", Call("purge", {"target": "t"}))
         call = run["tools"][0]
         first = await sec.approve("alice", call, args_digest="0" * 64)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from countersign.models import Principal
 from countersign.security.api_keys import ApiKeyStore
 from countersign.security.rate_limit import RateLimiter
 from countersign.settings import Settings
@@ -157,3 +158,33 @@ async def test_body_limit_under_limit_reaches_route(settings: Settings, alice_ke
 
     assert response.status_code == 200
     assert response.json()["size"] == 2048
+
+
+def test_budget_is_the_largest_of_the_roles_budgets() -> None:
+    limiter = RateLimiter(120, role_budgets={"service": 6000, "approver": 600, "bot": 0})
+
+    assert limiter.budget(["viewer"]) == 120
+    assert limiter.budget(["approver", "viewer"]) == 600
+    assert limiter.budget(["approver", "service"]) == 6000
+    # 0 is "not limited", the largest budget of all.
+    assert limiter.budget(["service", "bot"]) == 0
+
+
+def test_hit_principal_uses_its_roles_budget() -> None:
+    limiter = RateLimiter(2, role_budgets={"service": 600}, clock=FakeClock())
+    user = Principal(id="rita", roles=("requester",))
+    backend = Principal(id="svc", roles=("requester", "service"))
+
+    assert [limiter.hit_principal(user, "GET /x") for _ in range(3)][-1] == pytest.approx(30.0)
+    assert all(limiter.hit_principal(backend, "GET /x") is None for _ in range(600))
+    assert limiter.hit_principal(backend, "GET /x") == pytest.approx(0.1)
+
+
+def test_role_budgets_setting_parsed_and_checked() -> None:
+    assert Settings().rate_limit_roles == {"service": 6000, "approver": 600}
+    parsed = Settings.model_validate({"rate_limit_roles": "service=0, ops=50"})
+    assert parsed.rate_limit_roles == {"service": 0, "ops": 50}
+    with pytest.raises(ValueError, match="role=requests_per_minute"):
+        Settings.model_validate({"rate_limit_roles": "service"})
+    with pytest.raises(ValueError, match="0 \\(unlimited\\) or more"):
+        Settings.model_validate({"rate_limit_roles": "service=-1"})
