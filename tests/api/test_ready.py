@@ -16,10 +16,11 @@ from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from api.routes import health
 from tests.api.conftest import Api, api_for, api_settings, assert_error, eventually
-from tests.conftest import RunningWorker, run_worker
+from tests.conftest import RunningWorker, run_worker, temporal_cli
 from tests.ops.helpers import free_port
 from tests.scripted_openai import ScriptedModel
 
@@ -78,6 +79,25 @@ async def test_not_ready_when_temporal_is_unreachable(model: ScriptedModel, tmp_
         health_response = await api.http.get("/health")
         assert health_response.status_code == 200
         assert health_response.json()["temporal"] == "unreachable"
+
+
+async def test_not_ready_when_temporal_goes_away_after_connecting(
+    model: ScriptedModel, tmp_path: Path
+) -> None:
+    # A server of this test's own, so stopping it harms no other test.
+    server = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(), port=free_port()
+    )
+    settings = api_settings(model, tmp_path, f"tq-gone-{uuid.uuid4()}")
+    api = api_for(settings, server.client)
+    async with api.http:
+        # Connected: the check that fails is the worker one.
+        assert_error(await _ready(api), 503, "worker_unavailable")
+        await server.shutdown()
+        response = await eventually(
+            lambda: _ready(api), lambda r: r.json()["code"] == "temporal_unavailable"
+        )
+        assert_error(response, 503, "temporal_unavailable")
 
 
 async def test_not_ready_once_the_last_worker_has_stopped(
