@@ -124,6 +124,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_APPROVAL = "unknown_approval"
     SESSION_MISMATCH = "session_mismatch"
     UNAUTHENTICATED = "unauthenticated"
+    AUTH_MISCONFIGURED = "auth_misconfigured"
+    JWKS_UNAVAILABLE = "jwks_unavailable"
     FORBIDDEN = "forbidden"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     RATE_LIMITED = "rate_limited"
@@ -350,6 +352,11 @@ class ToolCallView(BaseModel):
     decisions: list[Decision] = Field(default_factory=list)
     result_truncated: bool = False
 
+    @property
+    def awaiting(self) -> bool:
+        """Whether the call waits for a decision."""
+        return self.state is CallState.AWAITING_CONFIRMATION
+
 
 class CallRecord(BaseModel):
     """The workflow's own record of one tool call (its view is ``ToolCallView``)."""
@@ -533,7 +540,7 @@ class RunView(BaseModel):
     @property
     def pending(self) -> list[ToolCallView]:
         """Calls waiting for a decision."""
-        return [t for t in self.tools if t.state is CallState.AWAITING_CONFIRMATION]
+        return [t for t in self.tools if t.awaiting]
 
     @classmethod
     def of(cls, run: RunInput, state: RunState) -> RunView:

@@ -247,7 +247,7 @@ async def issue_token(
     if not policy.can_decide(approver, view):
         raise policy.forbidden(f"{approver.id} may not decide calls of run {view.run_id}")
     policy.check_mint(principal, call, approver.roles)
-    if call.state is not CallState.AWAITING_CONFIRMATION or call.expires_at is None:
+    if not call.awaiting or call.expires_at is None:
         raise ApiError.refusal(
             _NOTHING_TO_DECIDE.get(call.state, ErrorCode.ALREADY_DECIDED),
             f"tool call {call_id} is {call.state.value}: there is nothing left to decide",

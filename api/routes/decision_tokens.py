@@ -84,7 +84,7 @@ async def redeem_token(
         tool_name=call.tool_name,
         args_digest=claims.args_digest,
     )
-    if call.state is not CallState.AWAITING_CONFIRMATION:
+    if not call.awaiting:
         # Said here even once the run has moved on, so a replayed link reads as
         # what it is rather than as "the run is not paused".
         attempt = DecisionAttempt(
