@@ -421,6 +421,12 @@ def test_dockerfile_copies_every_package_the_install_needs() -> None:
     # The development stack is not part of the image.
     assert packages - {"devstack"} <= copied
     assert copied <= packages
+    # Every source the build copies exists, and .dockerignore does not hide it.
+    sources = re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.MULTILINE)
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    for name in (n for line in sources for n in line.split()):
+        assert (ROOT / name).exists(), name
+        assert name not in ignored, name
 
 
 def test_api_keys_volume_is_writable_by_the_image_user() -> None:
