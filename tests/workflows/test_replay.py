@@ -13,15 +13,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowHistory
 
-from tests.histories.record import (
-    SCENARIOS,
-    Recording,
-    history_files,
-    record_scenario,
-    recording_stack,
-    scenario_of,
-)
+from tests.histories.record import history_files, record_scenario, recording_stack, scenario_of
 from tests.histories.replay import replay_failure
+from tests.histories.scenarios import SCENARIOS, Recording
 from tests.scripted_openai import ScriptedModel
 from tests.workflows.helpers import Worker
 
