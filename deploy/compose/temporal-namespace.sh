@@ -34,6 +34,18 @@ else
     temporal operator namespace create --namespace "$namespace" --retention "$retention"
 fi
 
+# A new namespace reaches the frontend's namespace cache some seconds after it
+# is created; until then search attribute calls answer "namespace not found".
+attempt=1
+until temporal operator search-attribute list --namespace "$namespace" >/dev/null 2>&1; do
+    if [ "$attempt" -ge "$attempts" ]; then
+        echo "namespace $namespace did not become usable" >&2
+        exit 1
+    fi
+    attempt=$((attempt + 1))
+    sleep 1
+done
+
 register() {
     if temporal operator search-attribute list --namespace "$namespace" | grep -qw "$1"; then
         echo "search attribute $1 already registered"

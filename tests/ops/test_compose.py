@@ -7,17 +7,22 @@ environment variable against ``Settings`` (and which service may see which).
 
 from __future__ import annotations
 
+import asyncio
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from pydantic import AliasChoices
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.testing import WorkflowEnvironment
 
 from countersign import search_attributes
 from countersign.settings import Settings
-from devstack.temporal_server import SEARCH_ATTRIBUTE_CLI_TYPES
+from devstack.temporal_server import SEARCH_ATTRIBUTE_CLI_TYPES, temporal_cli
+from tests.ops.helpers import free_port
 from worker import GRACEFUL_SHUTDOWN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -448,3 +453,40 @@ def test_readme_registers_every_search_attribute_on_temporal_cloud() -> None:
         key.name: SEARCH_ATTRIBUTE_CLI_TYPES[key.indexed_value_type]
         for key in search_attributes.ALL
     }
+
+
+async def test_namespace_job_registers_everything_on_a_real_server_and_reruns_cleanly() -> None:
+    # The job's script, run with the same `temporal` CLI release that the
+    # admin-tools image carries, against a dev server of this test's own.
+    job = SERVICES["temporal-namespace"]
+    script = mounted_file("temporal-namespace", job["entrypoint"][-1])
+    cli = Path(temporal_cli())
+    namespace = "countersign-job"
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(cli), port=free_port()
+    ) as server:
+        env = {
+            "PATH": f"{cli.parent}:/usr/bin:/bin",
+            "HOME": str(ROOT),
+            "TEMPORAL_ADDRESS": server.client.service_client.config.target_host,
+            "TEMPORAL_NAMESPACE": namespace,
+            "TEMPORAL_NAMESPACE_RETENTION": compose_default(
+                job["environment"]["TEMPORAL_NAMESPACE_RETENTION"]
+            ),
+        }
+        for run in ("first", "again"):
+            done = await asyncio.to_thread(
+                subprocess.run,
+                ["/bin/sh", str(script)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 0, f"{run}: {done.stdout}\n{done.stderr}"
+        assert "already exists" in done.stdout
+        listed = await server.client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        assert {key.name for key in search_attributes.ALL} <= set(listed.custom_attributes)
