@@ -156,8 +156,17 @@ async def recording_stack(small_history: bool) -> AsyncIterator[Recording]:
 
 
 async def record(names: Sequence[str], out: Path = HISTORY_DIR) -> list[Path]:
-    """Record ``names`` into ``out``; refuse to overwrite any history."""
+    """Record ``names`` into ``out``; refuse to overwrite any history.
+
+    Raises:
+        RuntimeError: The recorded code has uncommitted changes.
+        FileExistsError: A scenario was already recorded with this commit.
+    """
     commit = recorded_commit()
+    for name in names:
+        # Checked before anything runs, and again below for the later runs of a chain.
+        if (first := out / history_names(name, commit, 1)[0]).exists():
+            raise FileExistsError(f"{first} exists: histories are never re-recorded")
     written: list[Path] = []
     for small_history in (False, True):
         group = [n for n in names if SCENARIOS[n].continues_as_new is small_history]
