@@ -11,7 +11,7 @@ import ast
 import contextlib
 import importlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -39,7 +39,7 @@ PATCH_MARKER = "core_patch"
 
 
 def load(source: Path | WorkflowHistory) -> WorkflowHistory:
-    """A history from a recorded file (or one already loaded)."""
+    """A history from a recorded file (or one already loaded); a file's workflow id is its name."""
     if isinstance(source, WorkflowHistory):
         return source
     return WorkflowHistory.from_json(source.name, source.read_text())
@@ -146,8 +146,8 @@ async def replay_failure(source: Path | WorkflowHistory) -> Exception | None:
 
 
 @contextlib.contextmanager
-def without_branch(patch_id: str, *, answer: bool) -> Iterator[None]:
-    """While inside, the workflow code behaves as if one branch of ``patch_id`` were deleted.
+def without_branch(patch_id: str, *, answer: bool, histories: Iterable[Path]) -> Iterator[None]:
+    """While inside, replays of ``histories`` run as if one branch of ``patch_id`` were deleted.
 
     ``answer=True``: the old branch is gone, done the supported way, with
     ``workflow.deprecate_patch`` in place of ``patched``, so a history recorded
@@ -157,12 +157,15 @@ def without_branch(patch_id: str, *, answer: bool) -> Iterator[None]:
 
     The workflow code runs in the sandbox but reads ``workflow.patched`` from
     the ``temporalio`` module, which the sandbox passes through, so replacing
-    the attribute here reaches it.
+    the attribute here reaches it. Only the replays of ``histories`` (whose
+    workflow ids are their file names, see :func:`load`) are affected, so a
+    worker of another test running in this process is not.
     """
     original = workflow.patched
+    replayed = {path.name for path in histories}
 
     def patched(id: str, *, event_groups: Sequence[workflow.EventGroup] | None = None) -> bool:
-        if id != patch_id:
+        if id != patch_id or workflow.info().workflow_id not in replayed:
             return original(id, event_groups=event_groups)
         if answer:
             workflow.deprecate_patch(id, event_groups=event_groups)

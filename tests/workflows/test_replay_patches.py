@@ -46,7 +46,7 @@ async def test_removing_a_patch_branch_fails_a_replay(
     # with it the new branch; the others replay the same either way.
     candidates = [path for path in RECORDED if (patch_id in MARKERS[path]) is not answer]
 
-    with without_branch(patch_id, answer=answer):
+    with without_branch(patch_id, answer=answer, histories=candidates):
         pinned = [path.name for path in candidates if await replay_failure(path) is not None]
 
     assert pinned, (
