@@ -59,7 +59,7 @@ HISTORY_SAMPLES = 5
 SIZES: dict[str, tuple[int, int]] = {
     "passes": (3, 2),
     "samples": (20, 3),
-    "flows": (100, 6),
+    "flows": (60, 6),
     "concurrency": (20, 3),
     "paused": (500, 10),
     "cache": (200, 200),
@@ -138,20 +138,22 @@ def source_version() -> str:
     return head.stdout.strip() + ("+changes" if dirty else "")
 
 
-async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
-    """Start the stack, measure everything, stop the stack; the results."""
-    started = datetime.now(UTC)
-    config = {name: getattr(args, name) for name in SIZES} | {"small": args.small}
-    results: dict[str, Any] = {
-        "started": started.isoformat(timespec="seconds"),
+def new_results(args: argparse.Namespace) -> dict[str, Any]:
+    """The results' header: when, what, on which machine, with which settings."""
+    return {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python -m bench " + " ".join(sys.argv[1:]),
         "commit": source_version(),
         "machine": machine(),
         # Other work on the machine moves the figures; say how much there was.
         "load_average": {"start": [round(x, 2) for x in os.getloadavg()]},
-        "config": config,
+        "config": {name: getattr(args, name) for name in SIZES} | {"small": args.small},
         "server_args": server_args(),
     }
+
+
+async def run(args: argparse.Namespace, work_dir: Path, results: dict[str, Any]) -> None:
+    """Start the stack, measure everything into ``results``, stop the stack."""
     async with (
         running_stack(work_dir, worker_cache=args.cache) as stack,
         httpx.AsyncClient(base_url=stack.api_url, timeout=120) as api,
@@ -178,19 +180,26 @@ async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         )
         if args.profile:
             logger.info("profiling the worker over %d flows", args.flows)
-            stamp = started.strftime("%Y%m%dT%H%M%SZ")
-            results["profile"] = await profile.profile_worker(
-                countersign,
-                stack.pid("worker"),
-                args.flows,
-                args.concurrency,
-                args.out / f"worker-profile-{stamp}.txt",
-            )
+            try:
+                results["profile"] = await profile.profile_worker(
+                    countersign,
+                    stack.pid("worker"),
+                    args.flows,
+                    args.concurrency,
+                    args.out / f"worker-profile-{_stamp(results)}.txt",
+                )
+            except (RuntimeError, OSError) as err:
+                # The figures above stand without the profile.
+                logger.error("profile failed: %s", err)
+                results["profile"] = {"error": str(err)}
     results["load_average"]["end"] = [round(x, 2) for x in os.getloadavg()]
     # Who had to be killed or exited with an error once asked to stop.
     results["stop_problems"] = stack.processes.stop_problems
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    return results
+
+
+def _stamp(results: dict[str, Any]) -> str:
+    return str(results["started"]).replace(":", "").replace("-", "").replace("+0000", "Z")
 
 
 def _replace_block(text: str, begin: str, end: str, body: str) -> str:
@@ -205,14 +214,13 @@ def _replace_block(text: str, begin: str, end: str, body: str) -> str:
 
 def write(results: dict[str, Any], out: Path, *, docs: bool) -> Path:
     """Write the JSON and the markdown table, and the docs' blocks with ``docs``."""
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = results["started"].replace(":", "").replace("-", "").replace("+0000", "Z")
-    path = out / f"{stamp}.json"
+    path = out / f"{_stamp(results)}.json"
     text = json.dumps(results, indent=2) + "\n"
     path.write_text(text)
     (out / "latest.json").write_text(text)
     table = report.markdown(results)
-    if "profile" in results:
+    has_profile = "samples" in results.get("profile", {})
+    if has_profile:
         table += "\n" + profile.markdown(results["profile"])
     (out / "latest.md").write_text(table)
     if docs and results["config"]["small"]:
@@ -220,7 +228,7 @@ def write(results: dict[str, Any], out: Path, *, docs: bool) -> Path:
     elif docs:
         doc = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
         doc = _replace_block(doc, RESULTS_BEGIN, RESULTS_END, report.markdown(results))
-        if "profile" in results:
+        if has_profile:
             doc = _replace_block(
                 doc, PROFILE_BEGIN, PROFILE_END, profile.markdown(results["profile"])
             )
@@ -228,12 +236,12 @@ def write(results: dict[str, Any], out: Path, *, docs: bool) -> Path:
     return path
 
 
-async def _main(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
+async def _main(args: argparse.Namespace, work_dir: Path, results: dict[str, Any]) -> None:
     # SIGTERM stops the run as Ctrl-C does: the stack's processes are stopped on the way out.
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await run(args, work_dir)
+    await run(args, work_dir, results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -241,14 +249,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    args.out.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="countersign-bench-"))
+    results = new_results(args)
     try:
-        results = asyncio.run(_main(args, work_dir))
+        asyncio.run(_main(args, work_dir, results))
     except (KeyboardInterrupt, asyncio.CancelledError):
         logger.error("stopped; logs kept in %s", work_dir)
         return 130
     except Exception:
-        logger.exception("the benchmark failed; the processes' logs are in %s", work_dir)
+        # What was measured before the failure is kept, under a name that
+        # latest.json never points to.
+        partial = args.out / f"{_stamp(results)}-failed.json"
+        partial.write_text(json.dumps(results, indent=2) + "\n")
+        logger.exception(
+            "the benchmark failed; figures so far in %s, logs in %s", partial, work_dir
+        )
         return 1
     path = write(results, args.out, docs=args.docs)
     shutil.rmtree(work_dir, ignore_errors=True)
