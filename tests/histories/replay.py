@@ -10,13 +10,13 @@ from __future__ import annotations
 import ast
 import contextlib
 import importlib
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pydantic import JsonValue
+from pydantic import BaseModel, JsonValue
 from temporalio import workflow
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -77,7 +77,7 @@ class _Outcome(Interceptor):
         return Inbound
 
 
-def _recorded_outcome(history: WorkflowHistory) -> JsonValue | None:
+def _recorded_outcome(history: WorkflowHistory) -> Payload | None:
     last = history.events[-1]
     if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
         payloads = last.workflow_execution_completed_event_attributes.result.payloads
@@ -85,16 +85,25 @@ def _recorded_outcome(history: WorkflowHistory) -> JsonValue | None:
         payloads = last.workflow_execution_continued_as_new_event_attributes.input.payloads
     else:
         return None
-    value: JsonValue = json.loads(payloads[0].data)
-    return value
+    return payloads[0]
+
+
+def _as_recorded(recorded: Payload, replayed: BaseModel) -> tuple[JsonValue, JsonValue]:
+    """Both outcomes as JSON, the recorded one read as the current model reads it.
+
+    Only the fields the recording has are kept: a field the models gained since
+    has its default there, and is no difference. A renamed field with an alias
+    reads as before.
+    """
+    (loaded,) = pydantic_data_converter.payload_converter.from_payloads(
+        [recorded], [type(replayed)]
+    )
+    assert isinstance(loaded, BaseModel)
+    return loaded.model_dump(mode="json", exclude_unset=True), replayed.model_dump(mode="json")
 
 
 def _differences(recorded: JsonValue, replayed: JsonValue, where: str = "") -> list[str]:
-    """Where ``replayed`` lacks or changes what ``recorded`` has.
-
-    Keys the current models added since the recording are not differences: the
-    run had no such field then.
-    """
+    """Where ``replayed`` lacks or changes what ``recorded`` has."""
     if isinstance(recorded, dict):
         if not isinstance(replayed, dict):
             return [f"{where or '.'}: {recorded!r} became {replayed!r}"]
@@ -134,12 +143,17 @@ async def replay_failure(source: Path | WorkflowHistory) -> Exception | None:
     recorded = _recorded_outcome(history)
     if recorded is None:
         return None
-    if not outcome.ended_with:
+    if not outcome.ended_with or not isinstance(outcome.ended_with[-1], BaseModel):
         return ReplayedStateError(
             f"{history.workflow_id}: the replayed run did not end as recorded"
         )
-    (payload,) = pydantic_data_converter.payload_converter.to_payloads([outcome.ended_with[-1]])
-    differences = _differences(recorded, json.loads(payload.data))
+    try:
+        before, after = _as_recorded(recorded, outcome.ended_with[-1])
+    except (ValueError, RuntimeError) as err:
+        return ReplayedStateError(
+            f"{history.workflow_id}: the recorded outcome no longer loads: {err}"
+        )
+    differences = _differences(before, after)
     if differences:
         return ReplayedStateError(f"{history.workflow_id}: " + "; ".join(differences[:5]))
     return None
