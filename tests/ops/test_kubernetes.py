@@ -35,8 +35,8 @@ from worker import GRACEFUL_SHUTDOWN
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 TREES = ("base", "overlays/dev")
-#: The oldest Kubernetes release still supported upstream when this was
-#: written, and the newest the validator knows.
+#: An older release that managed services still run (extended support), and
+#: the newest the validator knows.
 KUBERNETES_VERSIONS = ("1.32", kubernetes_validate.utils.latest_version())
 #: The image's user (Dockerfile: useradd --uid 10001).
 IMAGE_UID = 10001
@@ -242,3 +242,5 @@ def test_api_keys_file_is_the_mounted_secret(tree: str) -> None:
     assert mount["readOnly"] is True
     [volume] = [v for v in pod_spec(tree, "api")["volumes"] if v["name"] == "api-keys"]
     assert volume["secret"]["secretName"] == "countersign-api-keys"
+    # Group-readable only: the pod's fsGroup, not every user of the node.
+    assert volume["secret"]["defaultMode"] & 0o007 == 0
