@@ -31,7 +31,7 @@ from countersign.observability import (
     with_interceptors,
 )
 from countersign.settings import Settings, get_settings
-from countersign.temporal import connect
+from countersign.temporal import TemporalConfigError, connect
 from workflows.agent_run import AgentRunWorkflow
 
 logger = logging.getLogger("countersign.worker")
@@ -107,8 +107,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     logger.info(
         "worker polling %s on %s (namespace %s); demo database %s",
         settings.temporal_task_queue,
-        settings.temporal_address,
-        settings.temporal_namespace,
+        client.service_client.config.target_host,
+        client.namespace,
         settings.demo_db_path,
     )
     try:
@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         asyncio.run(run())
-    except WebhookConfigError as err:
+    except (WebhookConfigError, TemporalConfigError) as err:
         # A configuration error, not a crash: one clear line, no traceback.
         logger.error("worker not started: %s", err)
         raise SystemExit(2) from None

@@ -44,10 +44,10 @@ class Settings(BaseSettings):
     temporal_namespace: str = Field("default", validation_alias=_env("TEMPORAL_NAMESPACE"))
     temporal_task_queue: str = Field("countersign", validation_alias=_env("COUNTERSIGN_TASK_QUEUE"))
     temporal_api_key: SecretStr | None = Field(None, validation_alias=_env("TEMPORAL_API_KEY"))
-    temporal_tls: bool = Field(False, validation_alias=_env("TEMPORAL_TLS"))
-    temporal_tls_cert: Path | None = Field(None, validation_alias=_env("TEMPORAL_TLS_CERT"))
-    temporal_tls_key: Path | None = Field(None, validation_alias=_env("TEMPORAL_TLS_KEY"))
-    temporal_tls_ca: Path | None = Field(None, validation_alias=_env("TEMPORAL_TLS_CA"))
+    # TLS and gRPC metadata come from temporalio.envconfig, which reads its own
+    # variables and profiles (see countersign/temporal.py).
+    temporal_profile: str | None = Field(None, validation_alias=_env("TEMPORAL_PROFILE"))
+    temporal_config_file: Path | None = Field(None, validation_alias=_env("TEMPORAL_CONFIG_FILE"))
 
     # Model.
     model_provider: Literal["auto", "openai", "demo"] = Field(
