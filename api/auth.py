@@ -28,7 +28,8 @@ from fastapi import HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from countersign.models import Principal
+from api.errors import code_of_status
+from countersign.models import ErrorCode, Principal
 from countersign.security.api_keys import ApiKeyError, ApiKeyStore, looks_like_api_key
 from countersign.security.jwt_auth import (
     JwksUnavailableError,
@@ -43,11 +44,6 @@ from countersign.settings import Settings
 logger = logging.getLogger(__name__)
 
 DEV_ROLES = ("requester", "approver", "viewer", "admin")
-
-UNAUTHENTICATED = "unauthenticated"
-FORBIDDEN = "forbidden"
-AUTH_MISCONFIGURED = "auth_misconfigured"
-JWKS_UNAVAILABLE = "jwks_unavailable"
 
 
 class AuthError(HTTPException):
@@ -79,7 +75,7 @@ def unauthenticated(message: str, *, token_presented: bool = False) -> AuthError
     challenge = 'Bearer error="invalid_token"' if token_presented else "Bearer"
     return AuthError(
         status.HTTP_401_UNAUTHORIZED,
-        UNAUTHENTICATED,
+        ErrorCode.UNAUTHENTICATED,
         message,
         headers={"WWW-Authenticate": challenge},
     )
@@ -87,7 +83,7 @@ def unauthenticated(message: str, *, token_presented: bool = False) -> AuthError
 
 def forbidden(message: str) -> AuthError:
     """A 403 ``forbidden`` error."""
-    return AuthError(status.HTTP_403_FORBIDDEN, FORBIDDEN, message)
+    return AuthError(status.HTTP_403_FORBIDDEN, ErrorCode.FORBIDDEN, message)
 
 
 def require_roles(principal: Principal, *roles: str) -> Principal:
@@ -115,20 +111,8 @@ async def render_http_exception(request: Request, exc: Exception) -> JSONRespons
     if isinstance(exc.detail, dict) and "code" in exc.detail:
         body = exc.detail
     else:
-        body = {"detail": exc.detail, "code": _default_code(exc.status_code)}
+        body = {"detail": exc.detail, "code": code_of_status(exc.status_code)}
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-
-def _default_code(status_code: int) -> str:
-    return {
-        400: "bad_request",
-        401: UNAUTHENTICATED,
-        403: FORBIDDEN,
-        404: "not_found",
-        405: "method_not_allowed",
-        413: "payload_too_large",
-        429: "rate_limited",
-    }.get(status_code, "error")
 
 
 @lru_cache(maxsize=8)
@@ -181,7 +165,7 @@ def _misconfigured(message: str) -> AuthError:
     logger.error("authentication is misconfigured: %s", message)
     return AuthError(
         status.HTTP_500_INTERNAL_SERVER_ERROR,
-        AUTH_MISCONFIGURED,
+        ErrorCode.AUTH_MISCONFIGURED,
         "authentication is misconfigured on the server; see its log",
     )
 
@@ -212,7 +196,7 @@ async def _verify_jwt(settings: Settings, token: str) -> Principal:
         logger.error("JWT keys unavailable: %s", exc)
         raise AuthError(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            JWKS_UNAVAILABLE,
+            ErrorCode.JWKS_UNAVAILABLE,
             "the identity provider's keys cannot be fetched; try again later",
             headers={"Retry-After": "5"},
         ) from exc

@@ -31,6 +31,7 @@ from countersign.client import (
 __all__ = [
     "REFUSAL_STATUS",
     "ApiError",
+    "code_of_status",
     "error_response",
     "install",
     "is_connection_failure",  # the run client's, for routes that reach Temporal themselves
@@ -131,6 +132,11 @@ class ApiError(Exception):
         return cls(status.HTTP_422_UNPROCESSABLE_CONTENT, ErrorCode.INVALID_REQUEST, detail)
 
 
+def code_of_status(status_code: int) -> ErrorCode:
+    """The code of an HTTP error that carries none of its own."""
+    return _CODE_OF_STATUS.get(status_code, ErrorCode.ERROR)
+
+
 def run_client_error(err: Exception) -> ApiError | None:
     """The HTTP error for what the run client reports, ``None`` for anything else."""
     if isinstance(err, RunNotFoundError):
@@ -181,7 +187,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code: str = _CODE_OF_STATUS.get(exc.status_code, ErrorCode.ERROR)
+    code: str = code_of_status(exc.status_code)
     detail: Any = exc.detail
     # Auth may raise HTTPException(detail={"detail": ..., "code": ...}) to set the code.
     if isinstance(detail, dict):

@@ -34,10 +34,7 @@ from dataclasses import dataclass
 from fastapi import Depends, HTTPException, Request, status
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from countersign.models import Principal
-
-RATE_LIMITED = "rate_limited"
-PAYLOAD_TOO_LARGE = "payload_too_large"
+from countersign.models import ErrorCode, Principal
 
 
 @dataclass
@@ -144,7 +141,10 @@ class RateLimited(HTTPException):
         seconds = max(1, math.ceil(retry_after))
         super().__init__(
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-            detail={"detail": f"rate limit exceeded; retry in {seconds} s", "code": RATE_LIMITED},
+            detail={
+                "detail": f"rate limit exceeded; retry in {seconds} s",
+                "code": ErrorCode.RATE_LIMITED.value,
+            },
             headers={"Retry-After": str(seconds)},
         )
 
@@ -250,7 +250,7 @@ class BodySizeLimitMiddleware:
         body = json.dumps(
             {
                 "detail": f"request body exceeds {self.max_bytes} bytes",
-                "code": PAYLOAD_TOO_LARGE,
+                "code": ErrorCode.PAYLOAD_TOO_LARGE.value,
             }
         ).encode()
         headers: list[tuple[bytes, bytes]] = [
