@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from temporalio.envconfig import ClientConfigProfile
 
 WEBHOOK_SECRET_PREFIX = "whsec_"
 #: Requests per minute and route for principals holding these roles: a backend
@@ -243,6 +244,27 @@ class Settings(BaseSettings):
         if any(budget < 0 for budget in value.values()):
             raise ValueError("COUNTERSIGN_RATE_LIMIT_ROLES budgets must be 0 (unlimited) or more")
         return value
+
+    @model_validator(mode="after")
+    def _temporal_target(self) -> Settings:
+        # Address and namespace not given explicitly come from the Temporal
+        # profile (temporalio.envconfig), so whoever reads these fields (logs,
+        # /health) names the service the client connects to. Best effort: a
+        # broken profile is reported, clearly, by countersign.temporal.connect.
+        explicit = self.model_fields_set
+        if {"temporal_address", "temporal_namespace"} <= explicit:
+            return self
+        try:
+            profile = ClientConfigProfile.load(
+                profile=self.temporal_profile, config_source=self.temporal_config_file
+            )
+        except RuntimeError:
+            return self
+        if "temporal_address" not in explicit and profile.address:
+            self.temporal_address = profile.address
+        if "temporal_namespace" not in explicit and profile.namespace:
+            self.temporal_namespace = profile.namespace
+        return self
 
     @model_validator(mode="after")
     def _jwt_config(self) -> Settings:

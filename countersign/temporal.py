@@ -34,9 +34,6 @@ from countersign.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ADDRESS = "localhost:7233"
-DEFAULT_NAMESPACE = "default"
-
 #: Deprecated names (read until the next release) and Temporal's names for them.
 DEPRECATED_ENV = {
     "TEMPORAL_TLS_CERT": "TEMPORAL_TLS_CLIENT_CERT_PATH",
@@ -91,19 +88,14 @@ def client_profile(
         )
     except RuntimeError as err:
         raise TemporalConfigError(f"Temporal client configuration: {err}") from err
-    explicit = settings.model_fields_set
+    # Settings already hold the profile's address and namespace unless they
+    # were given explicitly (see Settings); either way theirs are the ones.
     api_key = settings.temporal_api_key
     return dataclasses.replace(
         profile,
-        address=settings.temporal_address
-        if "temporal_address" in explicit
-        else profile.address or DEFAULT_ADDRESS,
-        namespace=settings.temporal_namespace
-        if "temporal_namespace" in explicit
-        else profile.namespace or DEFAULT_NAMESPACE,
-        api_key=api_key.get_secret_value()
-        if api_key is not None and "temporal_api_key" in explicit
-        else profile.api_key,
+        address=settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=api_key.get_secret_value() if api_key is not None else profile.api_key,
     )
 
 

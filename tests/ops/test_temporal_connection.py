@@ -84,6 +84,19 @@ def test_profile_selects_address_namespace_and_api_key(
     assert config["tls"] is True
 
 
+def test_settings_name_the_profiles_target_for_logs_and_health(
+    clean_env: pytest.MonkeyPatch, profiles: Path
+) -> None:
+    clean_env.setenv("TEMPORAL_PROFILE", "staging")
+
+    settings = Settings()
+
+    assert (settings.temporal_address, settings.temporal_namespace) == (
+        "staging.internal:7233",
+        "staging-ns",
+    )
+
+
 def test_default_profile_from_the_users_config_file(clean_env: pytest.MonkeyPatch) -> None:
     user_file = Path(os.environ["XDG_CONFIG_HOME"]) / "temporalio" / "temporal.toml"
     user_file.parent.mkdir(parents=True)
