@@ -135,8 +135,9 @@ async def _check(state: AppState) -> ReadyPublic:
                 ),
                 timeout=READY_TIMEOUT,
             )
-    except TimeoutError as err:
-        raise ApiError.temporal_unavailable(err) from None
+    except TimeoutError:
+        silent = TimeoutError(f"no answer within {READY_TIMEOUT.total_seconds():g} s")
+        raise ApiError.temporal_unavailable(silent) from None
     except (RPCError, RuntimeError) as err:
         if is_connection_failure(err):
             raise ApiError.temporal_unavailable(err) from None

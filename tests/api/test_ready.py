@@ -6,6 +6,7 @@ client pointed at a closed port stands for Temporal being down.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -79,6 +80,27 @@ async def test_not_ready_when_temporal_is_unreachable(model: ScriptedModel, tmp_
         health_response = await api.http.get("/health")
         assert health_response.status_code == 200
         assert health_response.json()["temporal"] == "unreachable"
+
+
+async def test_not_ready_within_budget_when_temporal_accepts_but_never_answers(
+    model: ScriptedModel, tmp_path: Path
+) -> None:
+    # A black hole: the port accepts connections and never says a word, as a
+    # wedged server or a dropped network path would. /ready must still answer.
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = api_settings(model, tmp_path, "tq-black-hole", temporal_address=f"127.0.0.1:{port}")
+    api = api_for(settings, client=None)
+    try:
+        async with api.http:
+            detail = assert_error(await _ready(api), 503, "temporal_unavailable")
+            assert "no answer within" in detail
+    finally:
+        server.close()
 
 
 async def test_not_ready_when_temporal_goes_away_after_connecting(
