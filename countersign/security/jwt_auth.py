@@ -25,6 +25,7 @@ application it serves, and only these two claims say a token is meant for us.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlparse
 
 import jwt
 from jwt import PyJWKClient, PyJWKClientConnectionError, PyJWKClientError
@@ -100,6 +101,8 @@ class JwtConfig(BaseModel):
         """What is wrong with this configuration, or ``None`` (checked at start-up too)."""
         if self.public_key and self.jwks_url:
             return "set COUNTERSIGN_JWT_PUBLIC_KEY or COUNTERSIGN_JWT_JWKS_URL, not both"
+        if self.jwks_url and urlparse(self.jwks_url).scheme not in ("https", "http"):
+            return "COUNTERSIGN_JWT_JWKS_URL must be an https:// (or http://) URL"
         if (self.public_key or self.jwks_url) and not (self.audience and self.issuer):
             return (
                 "COUNTERSIGN_JWT_AUDIENCE and COUNTERSIGN_JWT_ISSUER are required with "

@@ -20,6 +20,7 @@ from countersign.security.jwt_auth import (
     JwtError,
     JwtVerifier,
 )
+from countersign.settings import Settings
 from tests.api.conftest import assert_error
 from tests.security.conftest import SecureFactory
 from tests.security.jwks_server import AUDIENCE, ISSUER, Jwks, SigningKey, jwks_server
@@ -122,11 +123,18 @@ def test_provider_down_is_unavailable_not_a_bad_token(idp: Jwks) -> None:
         verifier(idp).verify(RSA_1.token("alice", []))
 
 
-def test_jwks_url_must_be_http() -> None:
-    config = JwtConfig(jwks_url="file:///etc/passwd", audience=AUDIENCE, issuer=ISSUER)
+def test_jwks_url_must_be_http_refused_at_start() -> None:
+    values = {"jwt_jwks_url": "file:///etc/passwd", "jwt_audience": AUDIENCE, "jwt_issuer": ISSUER}
 
+    with pytest.raises(ValueError, match="must be an https:// \\(or http://\\) URL"):
+        Settings.model_validate(values)
     with pytest.raises(JwtConfigError, match="COUNTERSIGN_JWT_JWKS_URL"):
-        JwtVerifier(config)
+        JwtVerifier(JwtConfig(jwks_url="file:///etc/passwd", audience=AUDIENCE, issuer=ISSUER))
+
+
+def test_jwks_without_audience_and_issuer_refused_at_start(idp: Jwks) -> None:
+    with pytest.raises(ValueError, match="COUNTERSIGN_JWT_AUDIENCE and COUNTERSIGN_JWT_ISSUER"):
+        Settings.model_validate({"jwt_jwks_url": idp.url})
 
 
 async def test_api_accepts_jwks_tokens_rotation_and_refuses_unknown_kid(
