@@ -75,10 +75,13 @@ async def health(state: StateDep) -> HealthPublic:
     settings = state.settings
     reachable = False
     try:
-        client = await state.ensure_client()
-        reachable = await client.service_client.check_health(timeout=HEALTH_TIMEOUT)
-    except ApiError:
-        pass  # ensure_client could not connect
+        # Bounded, connecting included: a liveness probe that outwaits the
+        # kubelet's timeout would restart a healthy API during a Temporal outage.
+        async with asyncio.timeout(HEALTH_TIMEOUT.total_seconds()):
+            client = await state.ensure_client()
+            reachable = await client.service_client.check_health(timeout=HEALTH_TIMEOUT)
+    except (ApiError, TimeoutError):
+        pass  # could not connect, or no answer in time
     except (RPCError, RuntimeError) as err:
         if not is_connection_failure(err):
             raise

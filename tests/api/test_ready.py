@@ -99,6 +99,11 @@ async def test_not_ready_within_budget_when_temporal_accepts_but_never_answers(
         async with api.http:
             detail = assert_error(await _ready(api), 503, "temporal_unavailable")
             assert "no answer within" in detail
+            # Liveness stays 200 and answers within a probe's timeout (the
+            # SDK's own connect timeout is about 30 s; a kubelet waits 5).
+            health_response = await asyncio.wait_for(api.http.get("/health"), timeout=10)
+            assert health_response.status_code == 200
+            assert health_response.json()["temporal"] == "unreachable"
     finally:
         server.close()
 
