@@ -127,6 +127,21 @@ async def test_not_ready_when_temporal_goes_away_after_connecting(
         assert_error(response, 503, "temporal_unavailable")
 
 
+async def test_not_ready_when_temporal_refuses_the_namespace(
+    client: Client, model: ScriptedModel, tmp_path: Path
+) -> None:
+    # Reachable but misconfigured (a namespace that does not exist, or an API
+    # key without access): not ready, and the detail says what Temporal said.
+    target = client.service_client.config.target_host
+    elsewhere = await Client.connect(target, namespace="no-such-namespace")
+    settings = api_settings(model, tmp_path, f"tq-nons-{uuid.uuid4()}")
+    api = api_for(settings, elsewhere)
+    async with api.http:
+        detail = assert_error(await _ready(api), 503, "temporal_unavailable")
+        assert "refused" in detail
+        assert "no-such-namespace" in detail
+
+
 async def test_not_ready_once_the_last_worker_has_stopped(
     client: Client, model: ScriptedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
