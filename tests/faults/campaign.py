@@ -33,6 +33,7 @@ CLOSE_MARGIN = 90.0
 # a retry interval, visibility catching up.
 RECOVERY_MARGIN = 30.0
 ACK_WITHIN = 120.0
+LOAD_STOP_WITHIN = 300.0
 
 
 class KillKind(StrEnum):
@@ -183,7 +184,8 @@ async def run_campaign(
             verdict.kills.append(kill)
             since = kill.killed_mono + kill.down_seconds
         await asyncio.sleep(config.load_seconds)
-        await load.stop(within=300.0)
+        if not await load.stop(within=LOAD_STOP_WITHIN):
+            verdict.problems.append(f"flows still busy {LOAD_STOP_WITHIN:g} s after the load")
         close_within = config.ttl_seconds + (config.llm_timeout_seconds or 120.0) + CLOSE_MARGIN
         await verify(stack, load, verdict, close_within=close_within)
     finally:

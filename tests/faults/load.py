@@ -170,19 +170,32 @@ class Load:
         """Whether :meth:`stop` was called."""
         return self._stopping.is_set()
 
-    async def stop(self, within: float) -> None:
-        """Let each lane finish its flow, then stop; fail if that takes over ``within`` s."""
+    async def stop(self, within: float) -> bool:
+        """Let each lane finish its flow, cancelling those still busy after ``within`` s.
+
+        Returns:
+            Whether every lane finished on its own.
+
+        Raises:
+            Exception: What a lane raised (a bug in the load, not an answer).
+        """
         if self.stopped:
-            return
+            return True
         self._stopping.set()
         self.gate.set()
+        if not self._lanes:
+            return True
         try:
-            await asyncio.wait_for(asyncio.gather(*self._lanes), within)
-        finally:
-            for lane in self._lanes:
+            done, busy = await asyncio.wait(self._lanes, timeout=within)
+            for lane in busy:
                 lane.cancel()
+            await asyncio.gather(*busy, return_exceptions=True)
+            for lane in done:
+                lane.result()
+        finally:
             if self._http is not None:
                 await self._http.aclose()
+        return not busy
 
     def pending_expiries(self) -> list[CallSeen]:
         """Calls shown PAUSED that nobody will decide, soonest deadline first."""
