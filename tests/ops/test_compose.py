@@ -74,10 +74,15 @@ API_ONLY = {
     "api_keys_file",
     "jwt_secret",
     "jwt_public_key",
+    "jwt_jwks_url",
+    "jwt_jwks_cache",
+    "jwt_jwks_cooldown",
     "jwt_audience",
     "jwt_issuer",
+    "jwt_leeway",
     "decision_token_secret",
     "rate_limit_per_minute",
+    "rate_limit_roles",
     "wait_budget",
 }
 WORKER_ONLY = {
