@@ -27,7 +27,7 @@ from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
-from countersign import search_attributes as sa
+from api.visibility import pending_approvals_query
 from countersign.models import DecisionInput
 
 logger = logging.getLogger("countersign.api.metrics")
@@ -111,8 +111,7 @@ def record_refused_decisions(count: int = 1) -> None:
 
 async def count_pending_approvals(client: Client) -> int:
     """Open runs with at least one call awaiting a decision, from visibility."""
-    query = f"{sa.PENDING_APPROVALS.name} > 0 AND ExecutionStatus = 'Running'"
-    return (await client.count_workflows(query)).count
+    return (await client.count_workflows(pending_approvals_query(None, None))).count
 
 
 def pending_approvals_counter(
