@@ -66,7 +66,7 @@ async def test_openapi_has_examples_for_every_route(api: Api) -> None:
         for path, item in spec["paths"].items()
         for method, operation in item.items()
     ]
-    assert len(operations) == 14
+    assert len(operations) == 15
     for name, operation in operations:
         assert '"example' in _resolve(spec, operation), f"{name} has no example"
     docs = await api.http.get("/docs")
