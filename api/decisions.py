@@ -31,6 +31,7 @@ from countersign.client import (
 )
 from countersign.digest import args_digest
 from countersign.models import (
+    CallState,
     DecideRequest,
     DecisionInput,
     DecisionSource,
@@ -39,6 +40,7 @@ from countersign.models import (
     RefusedAttempt,
     RunStatus,
     RunView,
+    ToolCallView,
 )
 from countersign.settings import Settings
 
@@ -201,6 +203,36 @@ async def decide_one(
     if result is None:
         return run_response(await attempt.run.view(), settled=False)
     return run_response(result.run)
+
+
+def nothing_to_decide(call: ToolCallView) -> ApiError:
+    """The refusal for a gated call that awaits no decision, worded as the workflow words it.
+
+    The routes that act on one call (issuing or redeeming a decision link) say
+    it before asking the workflow, so a replayed link reads as what it is even
+    once the run has moved on.
+    """
+    call_id = call.tool_call_id
+    if call.state is CallState.EXPIRED and call.expires_at is not None:
+        return ApiError.refusal(
+            ErrorCode.EXPIRED,
+            f"confirmation of {call_id} expired at {call.expires_at.isoformat()}",
+        )
+    if call.state is CallState.CANCELLED:
+        return ApiError.refusal(
+            ErrorCode.CALL_CANCELLED,
+            f"tool call {call_id} was denied because its run was cancelled",
+        )
+    if call.state in (CallState.PENDING, CallState.INVALID):
+        return ApiError.refusal(
+            ErrorCode.NOT_AWAITING, f"tool call {call_id} does not await confirmation"
+        )
+    last = call.decisions[-1].principal.id if call.decisions else None
+    by = f" by {last}" if last else ""
+    return ApiError.refusal(
+        ErrorCode.ALREADY_DECIDED,
+        f"tool call {call_id} was already decided{by} ({call.state.value})",
+    )
 
 
 def token_secret(settings: Settings) -> str:

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from temporalio.client import Client
 
 from api import policy
-from api.decisions import decide_one, token_secret
+from api.decisions import decide_one, nothing_to_decide, token_secret
 from api.deps import (
     Approver,
     ClientDep,
@@ -45,7 +45,7 @@ from api.schemas import (
 )
 from api.shutdown import PendingWaits
 from countersign import AgentRegistry
-from countersign.models import CallState, DecisionSource, ErrorCode, Principal
+from countersign.models import DecisionSource, ErrorCode, Principal
 from countersign.security import decision_tokens
 from countersign.settings import Settings
 
@@ -248,10 +248,7 @@ async def issue_token(
         raise policy.forbidden(f"{approver.id} may not decide calls of run {view.run_id}")
     policy.check_mint(principal, call, approver.roles)
     if not call.awaiting or call.expires_at is None:
-        raise ApiError.refusal(
-            _NOTHING_TO_DECIDE.get(call.state, ErrorCode.ALREADY_DECIDED),
-            f"tool call {call_id} is {call.state.value}: there is nothing left to decide",
-        )
+        raise nothing_to_decide(call)
     try:
         token = decision_tokens.issue(
             secret,
@@ -287,13 +284,6 @@ async def issue_token(
         approver_roles=list(approver.roles),
         expires_at=claims.expires,
     )
-
-
-_NOTHING_TO_DECIDE = {
-    CallState.EXPIRED: ErrorCode.EXPIRED,
-    CallState.PENDING: ErrorCode.NOT_AWAITING,
-    CallState.INVALID: ErrorCode.NOT_AWAITING,
-}
 
 
 def _token_approver(principal: Principal, body: DecisionTokenCreate) -> Principal:

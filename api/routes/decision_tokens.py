@@ -18,7 +18,7 @@ from fastapi import APIRouter, status
 from fastapi.responses import Response
 
 from api import policy
-from api.decisions import DecisionAttempt, decide_one, token_secret
+from api.decisions import DecisionAttempt, decide_one, nothing_to_decide, token_secret
 from api.deps import ClientDep, RegistryDep, SettingsDep, WaitsDep
 from api.errors import ApiError, responses
 from api.forms import TokenRedeemBody, request_body
@@ -26,7 +26,7 @@ from api.reads import gated_call, unknown_approval
 from api.run_responses import RUN_RESPONSES
 from api.schemas import ContinueToolEntry, DecisionTokenRedeem, RunPublic, approval_id
 from countersign.client import RunClient
-from countersign.models import CallState, DecisionSource, ErrorCode, Principal, ToolCallView
+from countersign.models import DecisionSource, Principal
 from countersign.security.decision_tokens import DecisionTokenError, TokenErrorCode, verify
 
 logger = logging.getLogger("countersign.api")
@@ -90,7 +90,7 @@ async def redeem_token(
         attempt = DecisionAttempt(
             client, None, view, principal, [entry], source=DecisionSource.TOKEN
         )
-        await attempt.refuse(_spent(claims.tool_call_id, call))
+        await attempt.refuse(nothing_to_decide(call))
     return await decide_one(
         view,
         entry,
@@ -100,20 +100,4 @@ async def redeem_token(
         registry=registry,
         settings=settings,
         waits=waits,
-    )
-
-
-def _spent(tool_call_id: str, call: ToolCallView) -> ApiError:
-    """The refusal for a token whose call no longer awaits a decision."""
-    if call.state is CallState.EXPIRED:
-        assert call.expires_at is not None
-        return ApiError.refusal(
-            ErrorCode.EXPIRED,
-            f"confirmation of {tool_call_id} expired at {call.expires_at.isoformat()}",
-        )
-    last = call.decisions[-1].principal.id if call.decisions else None
-    by = f" by {last}" if last else ""
-    return ApiError.refusal(
-        ErrorCode.ALREADY_DECIDED,
-        f"tool call {tool_call_id} was already decided{by} ({call.state.value})",
     )
