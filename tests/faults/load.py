@@ -222,10 +222,11 @@ class Load:
         await asyncio.sleep(rng.uniform(*RETRY_PAUSE))
 
     async def _request(
-        self, method: str, path: str, json: dict[str, Any] | None = None
+        self, method: str, path: str, json: dict[str, Any] | None = None, *, gated: bool = True
     ) -> httpx.Response | Answer:
-        """One attempt once the gate is open: the response, or the transport error."""
-        await self.gate.wait()
+        """One attempt, once the gate is open if ``gated``: the response or the transport error."""
+        if gated:
+            await self.gate.wait()
         assert self._http is not None
         try:
             return await self._http.request(method, path, json=json)
@@ -243,19 +244,19 @@ class Load:
         body = await self._create(flow, rng, deadline)
         if body is None:
             return
-        paused = await self._until_paused(flow, body, rng, deadline)
-        if paused is None:
+        settled = await self._until_settled(flow, body, rng, deadline)
+        if settled is None:
             return
-        gated = [t for t in paused["tools"] if t["state"] == CallState.AWAITING_CONFIRMATION]
+        gated = [t for t in settled["tools"] if t["requires_confirmation"]]
         if len(gated) != len(flow.planned):
             self.unexpected.append(
-                f"flow {flow.index}: paused with {gated}, planned {flow.planned}"
+                f"flow {flow.index}: settled with {gated}, planned {flow.planned}"
             )
             return
         for planned, tool in zip(flow.planned, gated, strict=True):
             flow.calls.append(
                 CallSeen(
-                    run_id=paused["run_id"],
+                    run_id=settled["run_id"],
                     tool_call_id=tool["tool_call_id"],
                     tool_name=tool["tool_name"],
                     args=tool["tool_args"],
@@ -263,7 +264,12 @@ class Load:
                     expires_at=datetime.fromisoformat(tool["expires_at"]),
                 )
             )
-        if flow.decided:
+        if settled["status"] == RunStatus.COMPLETED:
+            # It paused and its TTL ran out before the flow saw it (the load
+            # was held while a restart was measured): nothing left to decide.
+            if any(t["state"] != CallState.EXPIRED for t in gated):
+                self.unexpected.append(f"flow {flow.index}: completed undecided with {gated}")
+        elif flow.decided:
             # A person takes a moment to read the request.
             await asyncio.sleep(rng.uniform(0.0, 1.0))
             await self._decide(flow, rng, deadline)
@@ -292,15 +298,19 @@ class Load:
         self.unexpected.append(f"flow {flow.index}: no run created within {FLOW_DEADLINE} s")
         return None
 
-    async def _until_paused(
+    async def _until_settled(
         self, flow: Flow, body: dict[str, Any], rng: random.Random, deadline: float
     ) -> dict[str, Any] | None:
+        """The run once PAUSED (or COMPLETED, its calls expired unseen)."""
         while body["status"] == RunStatus.RUNNING:
             if time.monotonic() > deadline:
                 self.unexpected.append(f"flow {flow.index}: {flow.run_id} never paused")
                 return None
             await self._pause(rng)
-            answer = await self._request("GET", f"/agents/{AGENT_ID}/runs/{flow.run_id}")
+            # Reads change nothing, so they go on while the load is held.
+            answer = await self._request(
+                "GET", f"/agents/{AGENT_ID}/runs/{flow.run_id}", gated=False
+            )
             if isinstance(answer, Answer):
                 continue
             if answer.status_code == 200:
@@ -308,7 +318,7 @@ class Load:
             elif answer.status_code != 503:
                 self._unexpected(flow, answer)
                 return None
-        if body["status"] != RunStatus.PAUSED:
+        if body["status"] not in (RunStatus.PAUSED, RunStatus.COMPLETED):
             self.unexpected.append(f"flow {flow.index}: {flow.run_id} settled as {body['status']}")
             return None
         return body
