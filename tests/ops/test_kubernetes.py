@@ -244,3 +244,26 @@ def test_api_keys_file_is_the_mounted_secret(tree: str) -> None:
     assert volume["secret"]["secretName"] == "countersign-api-keys"
     # Group-readable only: the pod's fsGroup, not every user of the node.
     assert volume["secret"]["defaultMode"] & 0o007 == 0
+
+
+@pytest.mark.parametrize("tree", TREES)
+def test_both_sides_can_reach_temporal_cloud_the_same_way(tree: str) -> None:
+    # The README's Temporal Cloud settings live in the shared ConfigMap, so
+    # both pods must find the API key and the client certificate in one place.
+    keys, mounts = [], []
+    for side in SIDES:
+        [api_key] = [e for e in container(tree, side)["env"] if e["name"] == "TEMPORAL_API_KEY"]
+        keys.append(api_key["valueFrom"]["secretKeyRef"])
+        [tls] = [v for v in pod_spec(tree, side)["volumes"] if v["name"] == "temporal-tls"]
+        assert tls["secret"] == {
+            "secretName": "countersign-temporal-tls",
+            "optional": True,
+            "defaultMode": 0o440,
+        }
+        [mount] = [m for m in container(tree, side)["volumeMounts"] if m["name"] == "temporal-tls"]
+        assert mount["readOnly"] is True
+        mounts.append(mount["mountPath"])
+    assert keys[0] == keys[1]
+    assert mounts[0] == mounts[1]
+    readme = (ROOT / "README.md").read_text()
+    assert f"TEMPORAL_TLS_CLIENT_CERT_PATH={mounts[0]}/tls.crt" in readme
