@@ -11,6 +11,7 @@ and nothing else.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -206,6 +207,8 @@ class FaultStack:
         self.processes = {
             part: Process(part, command, logs / f"{part}.log") for part, command in commands.items()
         }
+        # An interrupted session (Ctrl-C) must not leave servers holding ports.
+        atexit.register(self.kill_now)
 
     @property
     def api_url(self) -> str:
@@ -233,9 +236,15 @@ class FaultStack:
         await asyncio.gather(*(self.processes[p].kill() for p in parts))
 
     async def close(self) -> None:
-        """Stop whatever still runs, API first."""
-        for part in reversed(START_ORDER):
-            await self.processes[part].stop()
+        """Kill whatever still runs: its data is thrown away, a clean stop buys nothing."""
+        await self.kill(START_ORDER)
+
+    def kill_now(self) -> None:
+        """SIGKILL whatever still runs, without an event loop (at interpreter exit)."""
+        for process in self.processes.values():
+            if process.alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of each log, for a failure message."""
