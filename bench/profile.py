@@ -1,10 +1,15 @@
 """Where the Countersign worker's time goes: ``py-spy`` on it under load.
 
 With ``--profile``, after the timed passes (so that sampling does not slow
-what they measure), ``py-spy record`` attaches to the worker while it runs
-a load phase of Countersign flows. Its collapsed stacks are reduced here to
-the functions with the largest share of samples: by self time (the frame on
-top of the stack) and by total time (anywhere in the stack).
+what they measure), ``py-spy record --gil`` attaches to the worker while it
+runs a load phase of Countersign flows. Only samples of the thread holding
+the GIL are kept: that is where the worker's Python CPU goes (threads
+waiting on a queue or a socket would otherwise dominate). Its collapsed
+stacks are reduced here to shares of samples by area (the package of the
+frame on top), by function (self time) and by function anywhere in the stack
+(total time, without the event loop's and the thread pool's plumbing). The
+worker's CPU from ``/proc`` over the same phase says how much of it is
+Python at all; the rest is the SDK's Rust core.
 """
 
 from __future__ import annotations
@@ -14,51 +19,75 @@ import collections
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from bench.flows import Side, in_lanes
+from bench.procs import cpu_seconds
 
 TOP = 25
+RATE = 200
 _LINE = re.compile(r":\d+\)$")
+# Frames every sample passes through: they say nothing about where time goes.
+_PLUMBING = {
+    "threading.py",
+    "concurrent/futures/thread.py",
+    "asyncio/runners.py",
+    "asyncio/base_events.py",
+    "asyncio/events.py",
+    "worker.py",
+}
+NO_FRAME = "(no Python frame)"
 
 
-def _frame(raw: str) -> str:
-    # "name (path/to/file.py:123)" -> "name (file.py)": lines of one function add up.
+def _split(raw: str) -> tuple[str, str]:
+    """``"name (path:line)"`` -> (``"name (path)"``, ``path``)."""
     frame = _LINE.sub(")", raw.strip())
-    name, _, where = frame.partition(" (")
-    if where:
-        where = where.rstrip(")")
-        parts = Path(where).parts
-        where = "/".join(parts[-3:]) if "site-packages" in parts else "/".join(parts[-2:])
-        return f"{name} ({where})"
-    return frame
+    if not frame:
+        return NO_FRAME, ""
+    _, _, where = frame.rpartition(" (")
+    return frame, where.rstrip(")")
+
+
+def area(path: str) -> str:
+    """The package a frame's file belongs to; temporalio by sub-package."""
+    if not path:
+        return NO_FRAME
+    parts = path.split("/")
+    if parts[0] == "temporalio":
+        return "/".join(parts[:3]).removesuffix(".py")
+    return parts[0].removesuffix(".py")
 
 
 def summarise_stacks(text: str, top: int = TOP) -> dict[str, Any]:
-    """Shares of samples by function, from py-spy's ``--format raw`` output."""
+    """Shares of samples by area and function, from py-spy's ``--format raw`` output."""
     own: collections.Counter[str] = collections.Counter()
+    areas: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
     samples = 0
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
+        if not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [_frame(f) for f in stack.split(";") if f]
-        # The thread and process markers py-spy puts first are not functions.
-        frames = [f for f in frames if not f.startswith(("process ", "thread "))]
-        if not frames:
-            continue
+        frames = [_split(f) for f in stack.split(";")] if stack.strip() else [(NO_FRAME, "")]
         samples += count
-        own[frames[-1]] += count
-        for frame in set(frames):
+        leaf, leaf_path = frames[-1]
+        own[leaf] += count
+        areas[area(leaf_path)] += count
+        for frame in {f for f, path in frames if path not in _PLUMBING}:
             total[frame] += count
 
     def shares(counter: collections.Counter[str]) -> list[list[Any]]:
-        return [[name, round(n / samples, 4)] for name, n in counter.most_common(top)]
+        return [[name, round(n / max(samples, 1), 4)] for name, n in counter.most_common(top)]
 
-    return {"samples": samples, "self": shares(own), "total": shares(total)}
+    return {
+        "samples": samples,
+        "areas": shares(areas),
+        "self": shares(own),
+        "total": shares(total),
+    }
 
 
 def _summarise_file(path: Path, spy_errors: str) -> dict[str, Any]:
@@ -77,10 +106,11 @@ async def profile_worker(
         "record",
         "--pid",
         str(worker_pid),
+        "--gil",
         "--format",
         "raw",
         "--rate",
-        "200",
+        str(RATE),
         "--output",
         str(out),
         stdout=asyncio.subprocess.DEVNULL,
@@ -90,30 +120,50 @@ async def profile_worker(
     async def one(_: int) -> None:
         await side.flow()
 
+    cpu_before, start = cpu_seconds(worker_pid), time.perf_counter()
     try:
         await in_lanes(flows, concurrency, one)
     finally:
+        seconds = time.perf_counter() - start
+        cpu = cpu_seconds(worker_pid) - cpu_before
         # SIGINT makes py-spy write what it sampled and exit.
         recorder.send_signal(signal.SIGINT)
         _, stderr = await recorder.communicate()
     summary = _summarise_file(out, stderr.decode(errors="replace"))
-    summary["flows"] = flows
-    summary["raw_stacks"] = out.name
+    summary |= {
+        "flows": flows,
+        "seconds": round(seconds, 3),
+        "rate_hz": RATE,
+        # Samples holding the GIL per sampling tick: the share of wall time
+        # the worker spent running Python, against its whole CPU from /proc.
+        "python_cpu_per_s": round(summary["samples"] / (RATE * seconds), 3),
+        "worker_cpu_per_s": round(cpu / seconds, 3),
+        "raw_stacks": out.name,
+    }
     return summary
 
 
 def markdown(profile: dict[str, Any], rows: int = 15) -> str:
-    """The profile's top functions as two markdown tables."""
+    """The profile's shares as markdown tables."""
     lines = [
-        f"py-spy, {profile['samples']:,} samples of the worker's Python threads over "
-        f"{profile['flows']} flows (raw stacks: `bench/results/{profile['raw_stacks']}`).",
+        f"py-spy `--gil`, {profile['samples']:,} samples at {profile['rate_hz']} Hz of the "
+        f"worker's thread holding the GIL, over {profile['flows']} flows in "
+        f"{profile['seconds']:.0f} s (raw stacks: `bench/results/{profile['raw_stacks']}`, "
+        "not committed). The worker used "
+        f"{profile['worker_cpu_per_s']:.2f} CPU-seconds per second (`/proc`), of which Python "
+        f"held the GIL {profile['python_cpu_per_s']:.2f}; the rest is the SDK's Rust core and "
+        "sampling overhead.",
+        "",
+        "| share | area (package of the running frame) |",
+        "|---|---|",
+        *(f"| {share:.1%} | `{name}` |" for name, share in profile["areas"][:rows]),
         "",
         "| share, self | function |",
         "|---|---|",
         *(f"| {share:.1%} | `{name}` |" for name, share in profile["self"][:rows]),
         "",
-        "| share, total | function |",
+        "| share, total | function (event loop and thread pool frames left out) |",
         "|---|---|",
-        *(f"| {share:.1%} | `{name}` |" for name, share in profile["total"][:rows]),
+        *(f"| {share:.1%} | `{name}` |" for name, share in profile["total"][: rows * 2]),
     ]
     return "\n".join(lines) + "\n"

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from bench.measure import PROCESSES
+from bench.profile import summarise_stacks
 from bench.report import LABELS, TARGETS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -136,3 +137,26 @@ def test_interrupted_bench_stops_what_it_started(tmp_path: Path) -> None:
     assert process.returncode == 130, rest[-4000:]
     assert wait_gone(list(pids.values()), within=10) == []
     assert not (tmp_path / "latest.json").exists()
+
+
+def test_profile_shares_leave_plumbing_out_of_totals() -> None:
+    raw = "\n".join(
+        [
+            "main (worker.py:10);Handle._run (asyncio/events.py:80);"
+            "activate (temporalio/worker/workflow_sandbox/_runner.py:5);"
+            "source_to_code (<frozen importlib._bootstrap_external>:1) 3",
+            "main (worker.py:10);Handle._run (asyncio/events.py:80);"
+            "model_turn (activities/llm.py:7) 1",
+            " 4",
+        ]
+    )
+    summary = summarise_stacks(raw)
+    assert summary["samples"] == 8
+    assert summary["areas"] == [
+        ["(no Python frame)", 0.5],
+        ["<frozen importlib._bootstrap_external>", 0.375],
+        ["activities", 0.125],
+    ]
+    totals = dict(summary["total"])
+    assert totals["activate (temporalio/worker/workflow_sandbox/_runner.py)"] == 0.375
+    assert not any("worker.py" in name or "asyncio/events.py" in name for name in totals)
