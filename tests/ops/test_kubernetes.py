@@ -131,6 +131,10 @@ def test_api_probes_readiness_and_liveness(tree: str) -> None:
     assert live["path"] == "/health"
     assert {ready["path"], live["path"]} <= paths
     assert ready["port"] == live["port"] == "http"
+    # The routes bound their own Temporal calls below the kubelet's patience,
+    # so a slow Temporal reads as "not ready", never as a dead process.
+    assert api["readinessProbe"]["timeoutSeconds"] > health.READY_TIMEOUT.total_seconds()
+    assert api["livenessProbe"]["timeoutSeconds"] > health.HEALTH_TIMEOUT.total_seconds()
     assert port_number(tree, "api", "http") == int(config(tree, "api")["COUNTERSIGN_API_PORT"])
     assert config(tree, "api")["COUNTERSIGN_API_HOST"] == "0.0.0.0"
 
