@@ -86,7 +86,13 @@ def table(data: dict[str, Any]) -> str:
         f"Configuration {data['config']} ({data['concurrency']} concurrent flows; {settings}), "
         f"seed {data['seed']}."
     )
-    return head + "\n\n" + "\n".join(rows)
+    notes = [
+        f"- {v['kind']}: " + ", ".join(f"{n} after {a}" for a, n in answers.items())
+        for v in data["verdicts"]
+        if (answers := v.get("orphan_create_answers"))
+    ]
+    tail = "\n\nOrphan runs, by the answer to the create that started them:\n" + "\n".join(notes)
+    return head + "\n\n" + "\n".join(rows) + (tail if notes else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

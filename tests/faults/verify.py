@@ -22,7 +22,7 @@ from countersign import search_attributes as sa
 from countersign.audit_export import verify_lines
 from countersign.demo_db import SEED_TABLES, DemoDatabase
 from countersign.models import RUN_WORKFLOW, AuditKind, CallState, RunStatus, RunView
-from tests.faults.load import CallSeen, Flow, Load
+from tests.faults.load import Answer, CallSeen, Flow, Load
 from tests.faults.stack import AGENT_ID, FaultStack, poll_until
 
 RUNS_QUERY = f"WorkflowType = '{RUN_WORKFLOW}'"
@@ -67,6 +67,7 @@ class Verdict:
     runs: int = 0
     flows: int = 0
     orphan_runs: int = 0
+    orphan_create_answers: dict[str, int] = field(default_factory=dict)
     calls: int = 0
     executed: int = 0
     rejected: int = 0
@@ -226,12 +227,20 @@ def _check_flows(
     first_kill = min((k.killed_mono for k in verdict.kills), default=float("inf"))
     known = {f.run_id for f in flows if f.run_id}
     verdict.orphan_runs = len(views.keys() - known)
+    by_message = {f.message: f for f in flows}
+    answers: Counter[str] = Counter()
     for run_id in views.keys() - known:
+        # What the API answered the create that started it: the flow with its
+        # message tried again after that answer.
+        flow_of = by_message.get(views[run_id].message)
+        failed = [a for a in flow_of.creates if a.status not in (200, 202)] if flow_of else []
+        answers[_describe(failed[0]) if failed else "unknown"] += 1
         # Started by a create whose answer was lost: nobody knows it, so it
         # must expire like any call nobody answers.
         for orphan in views[run_id].tools:
             if orphan.state is not CallState.EXPIRED:
                 problems.append(f"orphan run {run_id}: call {orphan.tool_call_id} {orphan.state}")
+    verdict.orphan_create_answers = dict(answers)
     for flow in flows:
         if flow.run_id is not None and flow.run_id not in views:
             problems.append(f"flow {flow.index}: run {flow.run_id} is not in Temporal")
@@ -256,6 +265,12 @@ def _check_flows(
                 and state is not CallState.EXPIRED
             ):
                 problems.append(f"flow {flow.index}: 410 for {call.key} but it is {state}")
+
+
+def _describe(answer: Answer) -> str:
+    if answer.status is None:
+        return f"no answer ({answer.error})"
+    return f"{answer.status} {answer.code}"
 
 
 def _wanted(call: CallSeen) -> CallState:
