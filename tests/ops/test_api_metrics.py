@@ -7,20 +7,26 @@ from __future__ import annotations
 
 import asyncio
 import math
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from google.protobuf.duration_pb2 import Duration
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from api import metrics
 from countersign.client import RunClient, build_run_input
-from countersign.models import DecisionInput, Principal, RunStatus
-from tests.conftest import RunningWorker
+from countersign.models import DecideRequest, DecisionInput, Principal, RunStatus
+from devstack.temporal_server import ensure_search_attributes
+from tests.conftest import make_settings, run_worker
 from tests.ops.helpers import eventually
 from tests.scripted_openai import Call, Reply, ScriptedModel
 
@@ -154,37 +160,98 @@ async def test_observe_decisions_counts_outcomes_and_latency(app_server: AppServ
     assert delta("countersign_decision_latency_seconds_bucket", le="0.1") == 0
 
 
+@pytest.fixture
+async def own_namespace(client: Client) -> Client:
+    """A client on a namespace of this test's own, with the project's search attributes.
+
+    The gauge counts a whole namespace; in the session's shared one, runs that
+    earlier tests left paused would be counted too, and only an exact count
+    on a namespace holding nothing but this test's runs can fail.
+    """
+    name = f"metrics-{uuid.uuid4().hex[:12]}"
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=name, workflow_execution_retention_period=Duration(seconds=86400)
+        )
+    )
+    scoped = Client(client.service_client, namespace=name, data_converter=client.data_converter)
+
+    async def usable() -> bool:
+        # A new namespace reaches the frontend's cache a moment after it is registered.
+        try:
+            await ensure_search_attributes(scoped, name)
+            await scoped.count_workflows()
+        except RPCError:
+            return False
+        return True
+
+    await eventually(usable, within=30, what=f"namespace {name} to be usable")
+    return scoped
+
+
 async def test_pending_approvals_counts_paused_runs(
     app_server: AppServer,
     pending: PendingSource,
-    client: Client,
-    worker: RunningWorker,
+    own_namespace: Client,
     model: ScriptedModel,
+    tmp_path: Path,
 ) -> None:
-    message = "Delete 7 rows from the metrics table"
-    model.script(message, Reply(calls=[Call("delete_records", {"table_name": "m", "count": 7})]))
-    run = build_run_input(
-        worker.settings,
-        agent_id="data_manager",
-        message=message,
-        requester=Principal(id="metrics-test", roles=("requester",)),
-    )
-    _, paused = await RunClient.start(
-        client, run, task_queue=worker.task_queue, wait=timedelta(seconds=20)
-    )
-    assert paused is not None
-    assert paused.status is RunStatus.PAUSED
+    settings = make_settings(model, tmp_path, f"tq-{uuid.uuid4()}")
 
-    async def shared_client() -> Client:
-        return client
+    async def scoped_client() -> Client:
+        return own_namespace
 
-    pending.answer = metrics.pending_approvals_counter(shared_client)
+    pending.answer = metrics.pending_approvals_counter(scoped_client)
 
-    async def gauge_counts_it() -> bool:
-        return value(await app_server.scrape(), "countersign_pending_approvals") >= 1
+    def gauge_is(expected: float) -> Callable[[], Awaitable[bool]]:
+        async def probe() -> bool:
+            return value(await app_server.scrape(), "countersign_pending_approvals") == expected
 
-    # Visibility is eventually consistent: the paused run shows up shortly.
-    await eventually(gauge_counts_it, within=15, what="the paused run in the gauge")
+        return probe
+
+    # Visibility is eventually consistent: each count shows up shortly.
+    await eventually(gauge_is(0), within=15, what="an empty gauge")
+    async with run_worker(own_namespace, settings):
+        runs = []
+        for n, calls in enumerate(([("m1", 7)], [("m2", 8), ("m3", 9)], [("m4", 10)])):
+            message = f"Delete rows from the metrics tables, batch {n}"
+            model.script(
+                message,
+                Reply(
+                    calls=[Call("delete_records", {"table_name": t, "count": c}) for t, c in calls]
+                ),
+            )
+            run = build_run_input(
+                settings,
+                agent_id="data_manager",
+                message=message,
+                requester=Principal(id="metrics-test", roles=("requester",)),
+            )
+            handle, paused = await RunClient.start(
+                own_namespace,
+                run,
+                task_queue=settings.temporal_task_queue,
+                wait=timedelta(seconds=20),
+            )
+            assert paused is not None
+            assert paused.status is RunStatus.PAUSED
+            runs.append((handle, paused))
+        # Three paused runs, four waiting calls: the gauge counts runs.
+        await eventually(gauge_is(3), within=15, what="three paused runs in the gauge")
+
+        handle, paused = runs[0]
+        call = paused.tools[0]
+        decided = await handle.decide(
+            DecideRequest(
+                decisions=[DecisionInput(tool_call_id=call.tool_call_id, confirmed=False)],
+                principal=Principal(id="metrics-approver", roles=("approver",)),
+            ),
+            wait=timedelta(seconds=20),
+        )
+        assert decided is not None
+        await eventually(gauge_is(2), within=15, what="the decided run out of the gauge")
+        for other, _ in runs[1:]:
+            await other.handle.terminate("metrics test done")
 
 
 async def test_pending_approvals_unknown_when_temporal_fails(
