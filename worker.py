@@ -11,10 +11,12 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -124,7 +126,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: configure logging, install signal handlers, serve."""
     del argv
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as err:
+        # Logging is not configured yet (it needs the settings): say it on stderr.
+        print(f"worker not started: invalid settings\n{err}", file=sys.stderr)
+        raise SystemExit(2) from None
     configure_logging(settings.log_level, settings.log_format)
     install_run_context()
     # Before any client exists: clients and workers keep the runtime they were made with.

@@ -250,3 +250,23 @@ async def test_worker_refuses_unsigned_webhooks_at_start(
     assert worker.returncode == 2
     assert "worker not started: COUNTERSIGN_WEBHOOK_URLS is set but" in output.decode()
     assert "Traceback" not in output.decode()
+
+
+async def test_worker_refuses_a_malformed_webhook_secret_without_echoing_it(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("COUNTERSIGN_WEBHOOK_SECRETS", "not-a-standard-secret-0123456789")
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "worker.py",
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(worker.communicate(), 60)
+
+    assert worker.returncode == 2
+    assert "worker not started: invalid settings" in output.decode()
+    assert "must be 'whsec_'" in output.decode()
+    assert "not-a-standard-secret" not in output.decode()
+    assert "Traceback" not in output.decode()
