@@ -249,7 +249,7 @@ def test_compose_temporal_persists_in_postgresql() -> None:
 
 
 def test_compose_dynamic_config_is_for_production() -> None:
-    target = "/etc/temporal/" + environment("temporal")["DYNAMIC_CONFIG_FILE_PATH"]
+    target = environment("temporal")["DYNAMIC_CONFIG_FILE_PATH"]
     config = yaml.safe_load(mounted_file("temporal", target).read_text())
     for key, values in config.items():
         assert isinstance(values, list), key
