@@ -246,6 +246,8 @@ def test_compose_temporal_persists_in_postgresql() -> None:
     assert env["POSTGRES_USER"] == environment("postgresql")["POSTGRES_USER"]
     assert env["POSTGRES_PWD"] == environment("postgresql")["POSTGRES_PASSWORD"]
     assert env["BIND_ON_IP"] == "0.0.0.0"
+    # Set explicitly: the shard count can never change once the cluster exists.
+    assert int(compose_default(env["NUM_HISTORY_SHARDS"])) >= 128
 
 
 def test_compose_dynamic_config_is_for_production() -> None:
