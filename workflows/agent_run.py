@@ -522,4 +522,4 @@ class AgentRunWorkflow:
         )
 
     def _view(self) -> RunView:
-        return visibility.run_view(self._input, self._state)
+        return RunView.of(self._input, self._state)

@@ -1,4 +1,4 @@
-"""What a run shows: its view, its search attributes and the UI's details text.
+"""What a run shows outside its state: search attributes and the UI's details text.
 
 Pure functions of the run state; the workflow applies their results with
 ``workflow.upsert_search_attributes`` and ``workflow.set_current_details``.
@@ -11,7 +11,7 @@ from typing import Any
 from temporalio.common import SearchAttributeUpdate
 
 from countersign import search_attributes as sa
-from countersign.models import RunInput, RunState, RunView
+from countersign.models import RunState
 
 
 def search_attribute_updates(state: RunState) -> list[SearchAttributeUpdate[Any]]:
@@ -40,28 +40,3 @@ def current_details(state: RunState) -> str:
             f"denied at {call.expires_at.isoformat()}"
         )
     return "\n".join(lines)
-
-
-def run_view(run: RunInput, state: RunState) -> RunView:
-    """The whole run as the ``state`` query, the updates and the result return it."""
-    return RunView(
-        run_id=run.run_id,
-        agent_id=run.agent_id,
-        session_id=run.session_id,
-        user_id=run.user_id,
-        status=state.status,
-        content=state.content,
-        message=run.message,
-        created_at=state.created_at,
-        updated_at=state.updated_at,
-        tools=[c.view() for c in state.calls],
-        messages=state.messages,
-        turns=state.turns,
-        pause_count=state.pause_count,
-        settle_seq=state.settle_seq,
-        error=state.error,
-        model=state.model,
-        demo_model=state.demo_model,
-        usage=state.usage,
-        requester=run.requester,
-    )
