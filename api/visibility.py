@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 
+from fastapi import status
 from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -17,7 +19,7 @@ from api.errors import ApiError
 from api.schemas import RunListItem
 from countersign import search_attributes as sa
 from countersign.client import run_id_of
-from countersign.models import RUN_WORKFLOW, RunStatus
+from countersign.models import RUN_WORKFLOW, ErrorCode, RunStatus
 
 
 def literal(field: str, value: str) -> str:
@@ -57,20 +59,54 @@ def pending_approvals_query(
     )
 
 
-def _encode_token(token: bytes | None) -> str | None:
-    return base64.urlsafe_b64encode(token).decode() if token else None
+#: Marks a page token as this API's, so a stale format is told apart from garbage.
+_TOKEN_VERSION = b"\x01"
+_QUERY_DIGEST_BYTES = 8
 
 
-def _decode_token(token: str | None) -> bytes | None:
+def _query_digest(query: str) -> bytes:
+    return hashlib.blake2b(query.encode(), digest_size=_QUERY_DIGEST_BYTES).digest()
+
+
+def encode_page_token(query: str, token: bytes | None) -> str | None:
+    """Temporal's next-page token, bound to the listing ``query`` it continues.
+
+    Temporal's tokens are opaque, and a malformed one makes visibility fail in
+    ways the SDK retries for seconds before giving up. Wrapping them with a
+    digest of the query lets the API refuse, before asking Temporal, any token
+    it did not return for this very listing (a typo, a truncated copy, a token
+    of another filter).
+    """
     if not token:
         return None
+    return base64.urlsafe_b64encode(_TOKEN_VERSION + _query_digest(query) + token).decode()
+
+
+def decode_page_token(query: str, page_token: str | None) -> bytes | None:
+    """Temporal's token inside a page token this API returned for ``query``.
+
+    Raises:
+        ApiError: 422 ``invalid_page_token`` for any other string.
+    """
+    if not page_token:
+        return None
+    header = len(_TOKEN_VERSION) + _QUERY_DIGEST_BYTES
     try:
-        decoded = base64.b64decode(token.encode(), altchars=b"-_", validate=True)
-        if not decoded:
-            raise ValueError("empty token")
-        return decoded
+        raw = base64.b64decode(page_token.encode(), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError.invalid("page_token: not a token this API returned") from None
+        raw = b""
+    if (
+        len(raw) <= header
+        or raw[: len(_TOKEN_VERSION)] != _TOKEN_VERSION
+        or raw[len(_TOKEN_VERSION) : header] != _query_digest(query)
+    ):
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            ErrorCode.INVALID_PAGE_TOKEN,
+            "page_token: not a token this API returned for this listing "
+            "(pass next_page_token from the previous page, with the same filters)",
+        )
+    return raw[header:]
 
 
 async def list_page(
@@ -79,11 +115,12 @@ async def list_page(
     """One page of workflows matching ``query`` and the token of the next page.
 
     Raises:
-        ApiError: 422 for a page token this API did not issue or a query
-            visibility refuses.
+        ApiError: 422 ``invalid_page_token`` for a page token this API did not
+            return for ``query`` (Temporal is not asked), 422
+            ``invalid_request`` for a query visibility refuses.
     """
     iterator = client.list_workflows(
-        query, page_size=limit, next_page_token=_decode_token(page_token)
+        query, page_size=limit, next_page_token=decode_page_token(query, page_token)
     )
     try:
         await iterator.fetch_next_page()
@@ -91,7 +128,7 @@ async def list_page(
         if err.status is RPCStatusCode.INVALID_ARGUMENT:
             raise ApiError.invalid(f"bad listing: {err}") from None
         raise
-    return list(iterator.current_page or []), _encode_token(iterator.next_page_token)
+    return list(iterator.current_page or []), encode_page_token(query, iterator.next_page_token)
 
 
 def list_item(execution: WorkflowExecution) -> RunListItem:

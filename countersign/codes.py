@@ -105,6 +105,8 @@ class ErrorCode(StrEnum):
     ALREADY_APPROVED_BY = "already_approved_by_principal"
     CALL_CANCELLED = "call_cancelled"
     SEQ_AHEAD = "settle_seq_ahead"
+    #: A decision without the API's proof, or a signal from a non-operator.
+    UNAUTHORISED_DECISION = "unauthorised_decision"
 
     # The API's own: requests refused before any run is asked.
     INVALID_REQUEST = "invalid_request"
@@ -118,6 +120,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_RUN = "unknown_run"
     UNKNOWN_APPROVAL = "unknown_approval"
     SESSION_MISMATCH = "session_mismatch"
+    SESSION_OWNED = "session_owned"
+    INVALID_PAGE_TOKEN = "invalid_page_token"
     UNAUTHENTICATED = "unauthenticated"
     AUTH_MISCONFIGURED = "auth_misconfigured"
     JWKS_UNAVAILABLE = "jwks_unavailable"
