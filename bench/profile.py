@@ -8,8 +8,7 @@ waiting on a queue or a socket would otherwise dominate). Its collapsed
 stacks are reduced here to shares of samples by area (the package of the
 frame on top), by function (self time) and by function anywhere in the stack
 (total time, without the event loop's and the thread pool's plumbing). The
-worker's CPU from ``/proc`` over the same phase says how much of it is
-Python at all; the rest is the SDK's Rust core.
+worker's CPU from ``/proc`` over the same phase is recorded beside them.
 """
 
 from __future__ import annotations
@@ -134,9 +133,8 @@ async def profile_worker(
         "flows": flows,
         "seconds": round(seconds, 3),
         "rate_hz": RATE,
-        # Samples holding the GIL per sampling tick: the share of wall time
-        # the worker spent running Python, against its whole CPU from /proc.
-        "python_cpu_per_s": round(summary["samples"] / (RATE * seconds), 3),
+        # py-spy pauses the worker for each sample, so this phase is slower
+        # than the timed ones; its CPU from /proc says how busy it still was.
         "worker_cpu_per_s": round(cpu / seconds, 3),
         "raw_stacks": out.name,
     }
@@ -150,9 +148,9 @@ def markdown(profile: dict[str, Any], rows: int = 15) -> str:
         f"worker's thread holding the GIL, over {profile['flows']} flows in "
         f"{profile['seconds']:.0f} s (raw stacks: `bench/results/{profile['raw_stacks']}`, "
         "not committed). The worker used "
-        f"{profile['worker_cpu_per_s']:.2f} CPU-seconds per second (`/proc`), of which Python "
-        f"held the GIL {profile['python_cpu_per_s']:.2f}; the rest is the SDK's Rust core and "
-        "sampling overhead.",
+        f"{profile['worker_cpu_per_s']:.2f} CPU-seconds per second meanwhile (`/proc`, all "
+        "threads: its Python and the SDK's Rust core, which py-spy does not see). Shares are "
+        "of the Python samples.",
         "",
         "| share | area (package of the running frame) |",
         "|---|---|",

@@ -136,7 +136,7 @@ def _cell(value: dict[str, Any] | None, unit: str, *, digits: int = 0) -> str:
     if value is None:
         return "—"
     median, low, high = value["median"], value["min"], value["max"]
-    fmt = f"{{:.{digits}f}}"
+    fmt = f"{{:,.{digits}f}}"
     text = fmt.format(median) + unit
     if fmt.format(low) != fmt.format(high):
         text += f" ({fmt.format(low)}{DASH}{fmt.format(high)})"
