@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 from activities.llm import ModelActivities
 from activities.notify import WebhookActivities, WebhookConfigError
 from activities.tools import ToolActivities
-from countersign import AgentRegistry, ToolDeps, load_registry
+from countersign import AgentRegistry, ToolDeps, decision_proof, load_registry
 from countersign.demo_db import DemoDatabase
 from countersign.logs import configure_logging
 from countersign.observability import (
@@ -86,6 +86,16 @@ def build_worker(
     model = ModelActivities(registry, settings)
     tools = ToolActivities(registry, ToolDeps(demo_db=demo_db))
     webhooks = WebhookActivities(settings)
+    # The decide validator checks the API's proof with these keys; they reach
+    # the workflow through this passed-through module, never through history.
+    keys = [k.get_secret_value() for k in settings.decision_proof_keys]
+    decision_proof.configure(decision_proof.from_settings(keys))
+    if not keys:
+        logger.warning(
+            "COUNTERSIGN_DECISION_PROOF_KEYS is not set: decide updates are accepted from any "
+            "Temporal client, whatever principal they name. Set it (the same on the API) in "
+            "production."
+        )
     return CountersignWorker(
         client,
         closers=[model.aclose, webhooks.aclose],

@@ -10,7 +10,9 @@ from the credentials, never from the body.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import NoReturn, TypeVar
 
 from fastapi import status
@@ -22,7 +24,7 @@ from api.errors import ApiError
 from api.run_responses import run_response
 from api.schemas import ContinueToolEntry
 from api.shutdown import PendingWaits
-from countersign import Agent, AgentRegistry, ToolArgumentsError
+from countersign import Agent, AgentRegistry, ToolArgumentsError, decision_proof
 from countersign.client import (
     DecisionRefusedError,
     NotAcceptedError,
@@ -46,6 +48,45 @@ from countersign.settings import Settings
 
 T = TypeVar("T")
 
+#: Refusals that say the caller may not decide this run at all: never recorded.
+NOT_RECORDED = frozenset(
+    {
+        ErrorCode.FORBIDDEN,
+        ErrorCode.SESSION_MISMATCH,
+        ErrorCode.FORBIDDEN_ROLE,
+        ErrorCode.UNAUTHORISED_DECISION,
+    }
+)
+#: Refusals of one principal on one run sent to the workflow per minute, per API process.
+REFUSALS_RECORDED_PER_MINUTE = 5
+
+
+class _RecordBudget:
+    """How many refusals per run and principal this process still records this minute.
+
+    Each signal is a history event, so without this a caller refused in a loop
+    would grow the run's history toward Temporal's limit. Bounded in memory:
+    the oldest keys are forgotten first.
+    """
+
+    def __init__(self, per_minute: int, max_keys: int = 10_000) -> None:
+        self.per_minute = per_minute
+        self.max_keys = max_keys
+        self._windows: OrderedDict[tuple[str, str], tuple[float, int]] = OrderedDict()
+
+    def admit(self, key: tuple[str, str]) -> bool:
+        now = time.monotonic()
+        start, used = self._windows.pop(key, (now, 0))
+        if now - start >= 60:
+            start, used = now, 0
+        self._windows[key] = (start, used + 1)
+        while len(self._windows) > self.max_keys:
+            self._windows.popitem(last=False)
+        return used < self.per_minute
+
+
+_refusals = _RecordBudget(REFUSALS_RECORDED_PER_MINUTE)
+
 
 class DecisionAttempt:
     """Decisions on one run by one principal, checked and then sent.
@@ -59,6 +100,9 @@ class DecisionAttempt:
         principal: Who decides.
         entries: The decisions as requested.
         source: The channel the decisions came through.
+        settings: The API's settings; their ``decision_proof_keys`` sign the
+            request (without them the worker must not require proofs).
+        minted_by: Who issued the decision link being redeemed, if any.
     """
 
     def __init__(
@@ -69,6 +113,9 @@ class DecisionAttempt:
         principal: Principal,
         entries: list[ContinueToolEntry],
         source: DecisionSource = DecisionSource.API,
+        *,
+        settings: Settings | None = None,
+        minted_by: str | None = None,
     ) -> None:
         self.run = RunClient.of(client, view.run_id)
         self.agent = agent
@@ -76,13 +123,26 @@ class DecisionAttempt:
         self.principal = principal
         self.entries = entries
         self.source = source
+        self.minted_by = minted_by
+        keys = [k.get_secret_value() for k in settings.decision_proof_keys] if settings else []
+        self.proof_keys = decision_proof.from_settings(keys)
         self.started = time.perf_counter()
         self.decisions: list[DecisionInput] = []
 
     async def refuse(self, err: ApiError) -> NoReturn:
-        """Record the refusal in the run's audit trail (if it is open), then raise it."""
+        """Record the refusal in the run's audit trail (if it may be), then raise it.
+
+        A caller who may not decide the run at all is answered and not
+        recorded: otherwise anyone who can read a run could grow its history.
+        Repeated refusals by one principal are recorded a few times a minute
+        at most (:data:`REFUSALS_RECORDED_PER_MINUTE`), for the same reason.
+        """
         metrics.record_refused_decisions(len(self.entries))
-        if not self.view.status.is_final:
+        if (
+            not self.view.status.is_final
+            and err.code not in NOT_RECORDED
+            and _refusals.admit((self.view.run_id, self.principal.id))
+        ):
             await self.run.record_refusal(
                 RefusedAttempt(
                     principal=self.principal,
@@ -122,7 +182,16 @@ class DecisionAttempt:
                 )
             )
         self.decisions = [await self._decision(i, e) for i, e in enumerate(self.entries)]
-        return DecideRequest(decisions=self.decisions, principal=self.principal, source=self.source)
+        request = DecideRequest(
+            decisions=self.decisions,
+            principal=self.principal,
+            source=self.source,
+            minted_by=self.minted_by,
+        )
+        if self.proof_keys is None:
+            return request
+        # The workflow's validator accepts the decisions only with this proof.
+        return self.proof_keys.sign(run.run_id, request, datetime.now(UTC))
 
     async def _decision(self, index: int, entry: ContinueToolEntry) -> DecisionInput:
         args = entry.tool_args
@@ -185,6 +254,7 @@ async def decide_one(
     registry: AgentRegistry,
     settings: Settings,
     waits: PendingWaits,
+    minted_by: str | None = None,
 ) -> Response:
     """Send one decision on a run the principal may decide; answer with the run.
 
@@ -194,7 +264,14 @@ async def decide_one(
         ApiError: The refusal (recorded in the audit trail while the run is open).
     """
     attempt = DecisionAttempt(
-        client, registry.get(view.agent_id), view, principal, [entry], source=source
+        client,
+        registry.get(view.agent_id),
+        view,
+        principal,
+        [entry],
+        source=source,
+        settings=settings,
+        minted_by=minted_by,
     )
     if refusal := policy.decide_refusal(principal, view):
         await attempt.refuse(refusal)

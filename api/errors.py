@@ -59,6 +59,7 @@ REFUSAL_STATUS: dict[ErrorCode, int] = {
     ErrorCode.EXPIRED: status.HTTP_410_GONE,
     ErrorCode.FORBIDDEN_ROLE: status.HTTP_403_FORBIDDEN,
     ErrorCode.SELF_APPROVAL: status.HTTP_403_FORBIDDEN,
+    ErrorCode.UNAUTHORISED_DECISION: status.HTTP_403_FORBIDDEN,
 }
 
 _CODE_OF_STATUS = {

@@ -153,6 +153,7 @@ def run_options(settings: Settings) -> RunOptions:
         llm_timeout=settings.llm_timeout,
         llm_max_attempts=settings.llm_max_attempts,
         llm_retry_initial_interval=settings.llm_retry_initial_interval,
+        llm_heartbeat_timeout=settings.llm_heartbeat_timeout,
         tool_timeout=settings.tool_timeout,
         tool_heartbeat_timeout=settings.tool_heartbeat_timeout,
         webhooks=bool(settings.webhook_urls),
@@ -181,6 +182,7 @@ def build_run_input(
         requester=requester,
         context=context or [],
         options=run_options(settings),
+        operator_ids=list(settings.operator_ids),
     )
 
 

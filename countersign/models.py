@@ -192,6 +192,11 @@ class DecideRequest(BaseModel):
     decisions: list[DecisionInput]
     principal: Principal
     source: DecisionSource = DecisionSource.API
+    #: The API's HMAC over the rest (``countersign.decision_proof``); checked
+    #: by the ``decide`` validator when the worker has proof keys.
+    proof: str | None = None
+    #: Who issued the decision link this decision was redeemed from.
+    minted_by: str | None = None
 
 
 class AuditEvent(BaseModel):
@@ -360,6 +365,9 @@ class RunInput(BaseModel):
     context: list[ChatMessage] = Field(default_factory=list)
     options: RunOptions = Field(default_factory=RunOptions)
     carried: RunState | None = None
+    #: Principal ids whose ``decide_signal`` (Temporal CLI or UI) is accepted,
+    #: fixed at the start so that a replay decides each signal as it was decided.
+    operator_ids: list[str] = Field(default_factory=list)
 
 
 class RefusedAttempt(BaseModel):

@@ -162,7 +162,7 @@ async def continue_run(
 ) -> Response:
     """Send the decisions and answer when the run settles again."""
     view = policy.check_read(principal, await agent_run(client, agent.id, run_id))
-    attempt = DecisionAttempt(client, agent, view, principal, body.tools)
+    attempt = DecisionAttempt(client, agent, view, principal, body.tools, settings=settings)
     if refusal := policy.decide_refusal(principal, view):
         await attempt.refuse(refusal)
     request = await attempt.check(
