@@ -8,10 +8,12 @@ this module tells it which failures are worth retrying.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 from openai import AsyncOpenAI
@@ -36,6 +38,30 @@ from countersign.settings import Settings
 logger = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = {408, 409, 429}
+T = TypeVar("T")
+
+
+async def heartbeating(call: Awaitable[T]) -> T:
+    """Await ``call`` while heartbeating, so a dead worker is noticed within seconds.
+
+    Without heartbeats a turn cut by a crash waits out its whole start-to-close
+    timeout before Temporal retries it. Beats three times per heartbeat timeout
+    (the SDK throttles what it sends); none when the workflow set no timeout.
+    """
+    timeout = activity.info().heartbeat_timeout
+    if not timeout:
+        return await call
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(timeout.total_seconds() / 3)
+
+    beating = asyncio.create_task(beat())
+    try:
+        return await call
+    finally:
+        beating.cancel()
 
 
 def _responses_input(messages: list[ChatMessage]) -> list[dict[str, Any]]:
@@ -181,7 +207,7 @@ class ModelActivities:
             demo = True
         else:
             try:
-                raw = await self._call_openai(agent, turn.messages)
+                raw = await heartbeating(self._call_openai(agent, turn.messages))
             except openai.OpenAIError as err:
                 raise _classify(err) from err
             demo = False

@@ -9,10 +9,11 @@ travels through Temporal with the pydantic data converter.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from countersign import limits
 from countersign.codes import (
     AUDIT_QUERY,
     DECIDE_SIGNAL,
@@ -32,6 +33,7 @@ from countersign.codes import (
     TimeoutAction,
     WebhookEvent,
 )
+from countersign.limits import Id, RunOptions
 
 JsonObject = dict[str, JsonValue]
 
@@ -44,7 +46,7 @@ class Principal(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    id: str
+    id: Id
     roles: tuple[str, ...] = ()
 
     def has_any_role(self, roles: list[str]) -> bool:
@@ -178,18 +180,18 @@ class DecisionInput(BaseModel):
     tool allows edits.
     """
 
-    tool_call_id: str
+    tool_call_id: Id
     confirmed: bool
     note: str | None = Field(None, max_length=2000)
-    tool_name: str | None = None
+    tool_name: Id | None = None
     tool_args: JsonObject | None = None
-    args_digest: str | None = None
+    args_digest: Id | None = None
 
 
 class DecideRequest(BaseModel):
     """Payload of the ``decide`` update and signal."""
 
-    decisions: list[DecisionInput]
+    decisions: list[DecisionInput] = Field(max_length=limits.MAX_DECISIONS_PER_REQUEST)
     principal: Principal
     source: DecisionSource = DecisionSource.API
     #: The API's HMAC over the rest (``countersign.decision_proof``); checked
@@ -262,6 +264,8 @@ class CallRecord(BaseModel):
     decisions: list[Decision] = Field(default_factory=list)
     result: str | None = None
     result_truncated: bool = False
+    # The model's id when the run gave the call its own; the model still reads its id.
+    model_call_id: str | None = None
 
     @property
     def approvals(self) -> list[Decision]:
@@ -325,6 +329,8 @@ class RunState(BaseModel):
     demo_model: bool = False
     usage: Usage = Field(default_factory=Usage)
     webhooks_sent: int = 0
+    # Refusals counted, not recorded one by one, since the last summary.
+    refusal_repeats: dict[str, int] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
 
@@ -332,25 +338,6 @@ class RunState(BaseModel):
     def pending(self) -> list[CallRecord]:
         """Calls waiting for a decision, in the order they were made."""
         return [c for c in self.calls if c.awaiting]
-
-
-class RunOptions(BaseModel):
-    """Per-run limits and activity options, fixed when the run starts.
-
-    They travel in the workflow input rather than being read from the worker's
-    environment so that a replay sees exactly what the first execution saw.
-    """
-
-    max_turns: int = 10
-    default_confirmation_ttl: timedelta = timedelta(hours=24)
-    tool_output_limit: int = 8000
-    llm_timeout: timedelta = timedelta(seconds=120)
-    llm_max_attempts: int = 6
-    llm_retry_initial_interval: timedelta = timedelta(seconds=1)
-    tool_timeout: timedelta = timedelta(seconds=60)
-    tool_heartbeat_timeout: timedelta = timedelta(seconds=20)
-    webhooks: bool = False
-    webhook_retry_for: timedelta = timedelta(hours=24)
 
 
 class RunInput(BaseModel):
@@ -371,13 +358,18 @@ class RunInput(BaseModel):
 
 
 class RefusedAttempt(BaseModel):
-    """A decision the API refused, sent to the workflow for the audit trail."""
+    """A refused decision, for the audit trail: a bounded summary (:mod:`countersign.limits`)."""
 
     principal: Principal
     source: DecisionSource = DecisionSource.API
-    tool_call_ids: list[str]
-    code: str
-    reason: str
+    tool_call_ids: list[Annotated[str, Field(max_length=limits.REFUSAL_ID_CHARS)]] = Field(
+        max_length=limits.REFUSAL_IDS_KEPT
+    )
+    tool_call_count: int = 0
+    code: Id
+    reason: str = Field(max_length=limits.REFUSAL_REASON_CHARS)
+
+    _summarise = model_validator(mode="before")(limits.summarise_refusal)
 
 
 class WebhookDelivery(BaseModel):

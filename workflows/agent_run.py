@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from countersign import decision_proof
     from countersign.digest import args_digest
     from countersign.models import (
         AUDIT_QUERY,
@@ -38,11 +39,11 @@ with workflow.unsafe.imports_passed_through():
         DecideRequest,
         DecideResult,
         DecisionSource,
+        ErrorCode,
         JsonObject,
         ModelToolCall,
         ModelTurn,
         ModelTurnInput,
-        Principal,
         ProposedCall,
         RefusedAttempt,
         RunInput,
@@ -54,7 +55,8 @@ with workflow.unsafe.imports_passed_through():
         ToolResult,
         WebhookEvent,
     )
-    from workflows import audit_trail, decision_rules, visibility
+    from workflows import decision_rules, run_limits, visibility
+    from workflows.audit_trail import AuditTrail
     from workflows.decision_rules import RefusalError
     from workflows.webhook_queue import WebhookQueue, error_message
 
@@ -65,6 +67,12 @@ CANCEL_DENIES_BATCH = "cancel-run-denies-pending-batch"
 RECORD_OPERATOR_CANCEL = "record-operator-cancel"
 # workflow.patched id: a call denied by a run cancellation ends CANCELLED, not EXPIRED.
 CANCELLED_CALL_STATE = "cancelled-call-state"
+# workflow.patched id: decide_signal is accepted only from the run's operator ids.
+SIGNAL_NEEDS_OPERATOR = "decide-signal-needs-operator"
+# workflow.patched id: a reused (or unusable) model call id gets the run's own id.
+UNIQUE_CALL_IDS = "unique-call-ids"
+# workflow.patched id: too many calls in a turn, or too large a state, end the run.
+RUN_CAPS = "run-caps"
 
 
 @workflow.defn(name=RUN_WORKFLOW)
@@ -82,6 +90,7 @@ class AgentRunWorkflow:
         )
         self._cancel_reason: str | None = None
         self._webhooks = WebhookQueue(input.run_id, input.agent_id, input.options)
+        self._trail = AuditTrail(self._state.audit, input.run_id)
 
     # ----------------------------------------------------------------- run
 
@@ -90,7 +99,12 @@ class AgentRunWorkflow:
         """Run the model/tool loop until a final answer, an error or a cancel."""
         state = self._state
         if input.carried is None:
-            self._audit(AuditKind.RUN_STARTED, principal=input.requester, detail=input.message)
+            self._trail.add(
+                AuditKind.RUN_STARTED,
+                workflow.now(),
+                principal=input.requester,
+                detail=input.message,
+            )
         try:
             while state.status is RunStatus.RUNNING:
                 # Only between turns with no caller attached (a waiting update
@@ -103,6 +117,12 @@ class AgentRunWorkflow:
                 ):
                     await self._webhooks.drain()
                     workflow.continue_as_new(input.model_copy(update={"carried": state}))
+                # Checked first: the state travels in the continue-as-new input
+                # and the next model turn's input.
+                too_large = run_limits.state_too_large(state, input.options)
+                if too_large is not None and workflow.patched(RUN_CAPS):
+                    self._finish(RunStatus.ERROR, error=too_large)
+                    break
                 if state.turns >= input.options.max_turns:
                     self._finish(
                         RunStatus.ERROR,
@@ -128,6 +148,10 @@ class AgentRunWorkflow:
                 )
                 if not turn.calls:
                     self._finish(RunStatus.COMPLETED, content=turn.content or "")
+                    break
+                too_many = run_limits.too_many_calls(len(turn.calls), input.options)
+                if too_many is not None and workflow.patched(RUN_CAPS):
+                    self._finish(RunStatus.ERROR, error=too_many)
                     break
                 await self._handle_calls(state.turns, turn.calls)
                 if self._cancel_reason is not None:
@@ -164,6 +188,10 @@ class AgentRunWorkflow:
             ),
             result_type=ModelTurn,
             start_to_close_timeout=options.llm_timeout,
+            # The activity heartbeats while it waits on the model, so a turn cut
+            # by a dead worker is retried within seconds, not after llm_timeout.
+            # No patch: replay does not compare an activity's timeouts.
+            heartbeat_timeout=options.llm_heartbeat_timeout,
             retry_policy=RetryPolicy(
                 initial_interval=options.llm_retry_initial_interval,
                 backoff_coefficient=2.0,
@@ -191,15 +219,24 @@ class AgentRunWorkflow:
             self._state.messages.append(
                 ChatMessage(
                     role="tool",
-                    tool_call_id=record.tool_call_id,
+                    tool_call_id=record.model_call_id or record.tool_call_id,
                     tool_name=record.tool_name,
                     content=record.result or "",
                 )
             )
 
     def _record_call(self, turn: int, call: ProposedCall) -> CallRecord:
+        calls = self._state.calls
+        own_id = run_limits.own_call_id(
+            call.tool_call_id, {c.tool_call_id for c in calls}, len(calls)
+        )
+        # A reused id would make a later call undecidable and share an idempotency
+        # key. Patched: runs recorded before kept the model's id.
+        if own_id is not None and not workflow.patched(UNIQUE_CALL_IDS):
+            own_id = None
         record = CallRecord(
-            tool_call_id=call.tool_call_id,
+            tool_call_id=own_id or call.tool_call_id,
+            model_call_id=call.tool_call_id if own_id else None,
             tool_name=call.tool_name,
             tool_args=call.tool_args,
             raw_arguments=call.raw_arguments,
@@ -221,20 +258,7 @@ class AgentRunWorkflow:
         now = workflow.now()
         for record in gated:
             decision_rules.await_confirmation(record, now)
-            assert record.policy is not None and record.expires_at is not None
-            self._audit(
-                AuditKind.APPROVAL_REQUESTED,
-                tool_call_id=record.tool_call_id,
-                detail=f"{record.tool_name} awaits confirmation",
-                data={
-                    "tool_name": record.tool_name,
-                    "tool_args": record.tool_args,
-                    "args_digest": record.args_digest,
-                    "expires_at": record.expires_at.isoformat(),
-                    "approvals_required": record.policy.approvals_required,
-                    "approver_roles": list(record.policy.approver_roles),
-                },
-            )
+            self._trail.approval_requested(record, now)
         self._state.status = RunStatus.PAUSED
         self._state.pause_count += 1
         self._settle()
@@ -268,6 +292,7 @@ class AgentRunWorkflow:
                         self._expire(record)
             else:
                 self._describe_pause()
+        self._trail.refusals_summarised(self._state.refusal_repeats, workflow.now())
         self._state.status = RunStatus.RUNNING
         self._publish()
 
@@ -306,7 +331,9 @@ class AgentRunWorkflow:
 
     def _denied(self, record: CallRecord, kind: AuditKind, result: str, data: JsonObject) -> None:
         """Record and push a waiting call that was denied without a decision."""
-        self._audit(kind, tool_call_id=record.tool_call_id, detail=result, data=data)
+        self._trail.add(
+            kind, workflow.now(), tool_call_id=record.tool_call_id, detail=result, data=data
+        )
         self._notify(WebhookEvent.APPROVAL_EXPIRED, {"tool": record.view().model_dump(mode="json")})
 
     # ----------------------------------------------------------- decisions
@@ -326,11 +353,20 @@ class AgentRunWorkflow:
         applied = [d.tool_call_id for d in request.decisions]
         if self._state.status is RunStatus.PAUSED and self._state.pending:
             return DecideResult(applied=applied, run=self._view())
-        await workflow.wait_condition(lambda: self._state.settle_seq > settled_before)
+        await workflow.wait_condition(lambda: self._settled_after(settled_before))
         return DecideResult(applied=applied, run=self._view())
 
     @decide.validator
     def _validate_decide(self, request: DecideRequest) -> None:
+        # Anything that reaches Temporal can send this update with any
+        # principal: only the API's proof says that principal was authenticated
+        # and allowed. Checked here, not in the handler: validators do not run
+        # on replay, so the worker's key (never in history) may rotate freely.
+        keys = decision_proof.verifier()
+        if keys is not None:
+            problem = keys.problem(self._input.run_id, request, workflow.now())
+            if problem is not None:
+                raise RefusalError(ErrorCode.UNAUTHORISED_DECISION, problem)
         self._check(request)
 
     @workflow.signal(name=DECIDE_SIGNAL)
@@ -342,6 +378,18 @@ class AgentRunWorkflow:
         """
         request = request.model_copy(update={"source": DecisionSource.SIGNAL})
         try:
+            # A signal carries no proof: only the operators named when the run
+            # started may decide this way. Patched: runs recorded before took
+            # any signal's principal, and must replay as they ran.
+            if (
+                workflow.patched(SIGNAL_NEEDS_OPERATOR)
+                and request.principal.id not in self._input.operator_ids
+            ):
+                raise RefusalError(
+                    ErrorCode.UNAUTHORISED_DECISION,
+                    f"{request.principal.id} is not an operator: decisions by signal are"
+                    " accepted only from COUNTERSIGN_OPERATOR_IDS",
+                )
             self._check(request)
         except RefusalError as err:
             self._record_refusal(
@@ -364,8 +412,23 @@ class AgentRunWorkflow:
     @workflow.update(name=WAIT_SETTLED_UPDATE)
     async def wait_settled(self, after_seq: int) -> RunView:
         """Return the run once it settles (pauses or ends) after ``after_seq``."""
-        await workflow.wait_condition(lambda: self._state.settle_seq > after_seq)
+        await workflow.wait_condition(lambda: self._settled_after(after_seq))
         return self._view()
+
+    @wait_settled.validator
+    def _validate_wait_settled(self, after_seq: int) -> None:
+        # A sequence number the run has not reached could be waited for forever,
+        # and an open handler keeps the run from completing.
+        if after_seq > self._state.settle_seq:
+            raise RefusalError(
+                ErrorCode.SEQ_AHEAD,
+                f"the run has settled {self._state.settle_seq} times; it cannot be waited on"
+                f" from settle {after_seq}",
+            )
+
+    def _settled_after(self, seq: int) -> bool:
+        # A run that ended releases every waiter, whatever it waits for.
+        return self._state.settle_seq > seq or self._state.status.is_final
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> RunView:
@@ -386,22 +449,7 @@ class AgentRunWorkflow:
             record = decision_rules.find(self._state.calls, item.tool_call_id)
             assert record is not None and record.policy is not None
             decision = decision_rules.apply(item, record, request.principal, request.source, now)
-            self._audit(
-                AuditKind.DECISION_RECORDED,
-                tool_call_id=record.tool_call_id,
-                principal=request.principal,
-                source=request.source,
-                detail=("approved" if item.confirmed else "rejected")
-                + (f": {item.note}" if item.note else ""),
-                data={
-                    "confirmed": item.confirmed,
-                    "args_digest": record.args_digest,
-                    "edited": decision.edited_args is not None,
-                    "approvals": len(record.approvals),
-                    "approvals_required": record.policy.approvals_required,
-                    "state": record.state.value,
-                },
-            )
+            self._trail.decision_recorded(record, decision, now)
             self._notify(
                 WebhookEvent.APPROVAL_DECIDED,
                 {
@@ -412,14 +460,12 @@ class AgentRunWorkflow:
         self._describe_pause()
 
     def _record_refusal(self, attempt: RefusedAttempt) -> None:
-        self._audit(
-            AuditKind.DECISION_REFUSED,
-            tool_call_id=attempt.tool_call_ids[0] if len(attempt.tool_call_ids) == 1 else None,
-            principal=attempt.principal,
-            source=attempt.source,
-            detail=f"{attempt.code}: {attempt.reason}",
-            data={"code": attempt.code, "tool_call_ids": list(attempt.tool_call_ids)},
-        )
+        # Bounded: the first refusal per principal and code is recorded in full,
+        # the rest are counted and summarised when the pause (or run) ends, so
+        # repeated refusals cannot grow the state. No patch: no command changes,
+        # and a first refusal reads as it did before.
+        if self._trail.refusal_counted(self._state.refusal_repeats, attempt):
+            self._trail.refused(attempt, workflow.now())
 
     # ------------------------------------------------------------ execution
 
@@ -451,14 +497,7 @@ class AgentRunWorkflow:
             record.state = CallState.EXECUTED if result.ok else CallState.FAILED
             record.result = result.output if result.ok else f"error: {result.output}"
             record.result_truncated = result.truncated
-        self._audit(
-            AuditKind.TOOL_EXECUTED
-            if record.state is CallState.EXECUTED
-            else AuditKind.TOOL_FAILED,
-            tool_call_id=record.tool_call_id,
-            detail=record.result or "",
-            data={"tool_name": record.tool_name, "args_digest": record.args_digest},
-        )
+        self._trail.tool_finished(record, workflow.now())
 
     # ------------------------------------------------------------- helpers
 
@@ -475,11 +514,8 @@ class AgentRunWorkflow:
         self._state.status = status
         self._state.content = content if content is not None else error
         self._state.error = error
-        self._audit(
-            AuditKind.RUN_FINISHED,
-            detail=status.value + (f": {error}" if error else ""),
-            data={"status": status.value},
-        )
+        self._trail.refusals_summarised(self._state.refusal_repeats, workflow.now())
+        self._trail.run_finished(status, error, workflow.now())
         self._settle()
         self._notify(
             WebhookEvent.RUN_COMPLETED,
@@ -498,28 +534,6 @@ class AgentRunWorkflow:
 
     def _describe_pause(self) -> None:
         workflow.set_current_details(visibility.current_details(self._state))
-
-    def _audit(
-        self,
-        kind: AuditKind,
-        *,
-        tool_call_id: str | None = None,
-        principal: Principal | None = None,
-        source: DecisionSource | None = None,
-        detail: str = "",
-        data: JsonObject | None = None,
-    ) -> None:
-        audit_trail.append(
-            self._state.audit,
-            kind,
-            at=workflow.now(),
-            run_id=self._input.run_id,
-            tool_call_id=tool_call_id,
-            principal=principal,
-            source=source,
-            detail=detail,
-            data=data,
-        )
 
     def _view(self) -> RunView:
         return RunView.of(self._input, self._state)
