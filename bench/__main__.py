@@ -11,7 +11,7 @@ driver is another. Then:
    CPU per flow with ``--concurrency`` in flight;
 2. history events and bytes of sampled runs of each side;
 3. the scale figure (:mod:`bench.scale`): ``--paused`` runs held by one worker;
-4. with ``--profile``, py-spy on the worker under load (:mod:`bench.profile`).
+4. with ``--profile``, py-spy on the worker and the API under load (:mod:`bench.profile`).
 
 Results go to ``<out>/<timestamp>.json``, ``<out>/latest.json`` and
 ``<out>/latest.md``; with ``--docs``, the table also goes into
@@ -86,7 +86,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             f"--{name}", type=int, default=None, help=f"{helps[name]} (default {full}; {small})"
         )
     parser.add_argument("--small", action="store_true", help="the small configuration for CI")
-    parser.add_argument("--profile", action="store_true", help="py-spy the worker under load")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the worker and API under load"
+    )
     parser.add_argument("--docs", action="store_true", help="write the table to docs/")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
@@ -179,14 +181,14 @@ async def run(args: argparse.Namespace, work_dir: Path, results: dict[str, Any])
             stack, countersign, args.paused, args.concurrency, worker_cache=args.cache
         )
         if args.profile:
-            logger.info("profiling the worker over %d flows", args.flows)
+            logger.info("profiling the worker and the API over %d flows", args.flows)
             try:
-                results["profile"] = await profile.profile_worker(
+                results["profile"] = await profile.profile_processes(
                     countersign,
-                    stack.pid("worker"),
+                    {name: stack.pid(name) for name in ("worker", "api")},
                     args.flows,
                     args.concurrency,
-                    args.out / f"worker-profile-{_stamp(results)}.txt",
+                    args.out / f"profile-{_stamp(results)}",
                 )
             except (RuntimeError, OSError) as err:
                 # The figures above stand without the profile.
@@ -219,7 +221,7 @@ def write(results: dict[str, Any], out: Path, *, docs: bool) -> Path:
     path.write_text(text)
     (out / "latest.json").write_text(text)
     table = report.markdown(results)
-    has_profile = "samples" in results.get("profile", {})
+    has_profile = "error" not in results.get("profile", {"error": "not asked for"})
     if has_profile:
         table += "\n" + profile.markdown(results["profile"])
     (out / "latest.md").write_text(table)

@@ -1,8 +1,8 @@
-"""Where the Countersign worker's time goes: ``py-spy`` on it under load.
+"""Where the Countersign worker's and API's time goes: ``py-spy`` on them under load.
 
 With ``--profile``, after the timed passes (so that sampling does not slow
-what they measure), ``py-spy record --gil`` attaches to the worker while it
-runs a load phase of Countersign flows. Only samples of the thread holding
+what they measure), ``py-spy record --gil`` attaches to the worker and to the
+API while they run a load phase of Countersign flows. Only samples of the thread holding
 the GIL are kept: that is where the worker's Python CPU goes (threads
 waiting on a queue or a socket would otherwise dominate). Its collapsed
 stacks are reduced here to shares of samples by area (the package of the
@@ -36,6 +36,8 @@ _PLUMBING = {
     "asyncio/base_events.py",
     "asyncio/events.py",
     "worker.py",
+    "api/__main__.py",
+    "<frozen runpy>",
 }
 NO_FRAME = "(no Python frame)"
 
@@ -95,16 +97,12 @@ def _summarise_file(path: Path, spy_errors: str) -> dict[str, Any]:
     return summarise_stacks(path.read_text())
 
 
-async def profile_worker(
-    side: Side, worker_pid: int, flows: int, concurrency: int, out: Path
-) -> dict[str, Any]:
-    """Record the worker with py-spy during ``flows`` flows; summarise the stacks."""
-    spy = Path(sys.executable).parent / "py-spy"
-    recorder = await asyncio.create_subprocess_exec(
-        str(spy),
+async def _record(pid: int, out: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "py-spy"),
         "record",
         "--pid",
-        str(worker_pid),
+        str(pid),
         "--gil",
         "--format",
         "raw",
@@ -116,41 +114,68 @@ async def profile_worker(
         stderr=asyncio.subprocess.PIPE,
     )
 
+
+async def profile_processes(
+    side: Side, pids: dict[str, int], flows: int, concurrency: int, out: Path
+) -> dict[str, dict[str, Any]]:
+    """Record each process with py-spy during ``flows`` flows; summarise each one's stacks.
+
+    Args:
+        side: The side whose flows make the load.
+        pids: The processes to record, by name.
+        flows: Flows to run while recording.
+        concurrency: Flows in flight.
+        out: Raw stacks go to ``<out>-<name>.txt``.
+    """
+    files = {name: out.with_name(f"{out.name}-{name}.txt") for name in pids}
+    recorders = {name: await _record(pid, files[name]) for name, pid in pids.items()}
+
     async def one(_: int) -> None:
         await side.flow()
 
-    cpu_before, start = cpu_seconds(worker_pid), time.perf_counter()
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    start = time.perf_counter()
+    errors: dict[str, str] = {}
     try:
         await in_lanes(flows, concurrency, one)
     finally:
         seconds = time.perf_counter() - start
-        cpu = cpu_seconds(worker_pid) - cpu_before
-        # SIGINT makes py-spy write what it sampled and exit.
-        recorder.send_signal(signal.SIGINT)
-        _, stderr = await recorder.communicate()
-    summary = _summarise_file(out, stderr.decode(errors="replace"))
-    summary |= {
-        "flows": flows,
-        "seconds": round(seconds, 3),
-        "rate_hz": RATE,
-        # py-spy pauses the worker for each sample, so this phase is slower
-        # than the timed ones; its CPU from /proc says how busy it still was.
-        "worker_cpu_per_s": round(cpu / seconds, 3),
-        "raw_stacks": out.name,
-    }
-    return summary
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        for name, recorder in recorders.items():
+            # SIGINT makes py-spy write what it sampled and exit.
+            recorder.send_signal(signal.SIGINT)
+            _, stderr = await recorder.communicate()
+            errors[name] = stderr.decode(errors="replace")
+    summaries: dict[str, dict[str, Any]] = {}
+    for name in pids:
+        summary = _summarise_file(files[name], errors[name])
+        summaries[name] = summary | {
+            "flows": flows,
+            "seconds": round(seconds, 3),
+            "rate_hz": RATE,
+            # py-spy pauses the process for each sample, so this phase is
+            # slower than the timed ones; /proc says how busy it still was.
+            "cpu_per_s": round(cpu[name] / seconds, 3),
+            "raw_stacks": files[name].name,
+        }
+    return summaries
 
 
-def markdown(profile: dict[str, Any], rows: int = 15) -> str:
-    """The profile's shares as markdown tables."""
+def markdown(profiles: dict[str, dict[str, Any]], rows: int = 15) -> str:
+    """Each profiled process's shares as markdown tables."""
+    return "\n".join(_one_markdown(name, p, rows) for name, p in profiles.items())
+
+
+def _one_markdown(name: str, profile: dict[str, Any], rows: int) -> str:
     lines = [
+        f"### {name}",
+        "",
         f"py-spy `--gil`, {profile['samples']:,} samples at {profile['rate_hz']} Hz of the "
-        f"worker's thread holding the GIL, over {profile['flows']} flows in "
+        f"{name}'s thread holding the GIL, over {profile['flows']} flows in "
         f"{profile['seconds']:.0f} s (raw stacks: `bench/results/{profile['raw_stacks']}`, "
-        "not committed). The worker used "
-        f"{profile['worker_cpu_per_s']:.2f} CPU-seconds per second meanwhile (`/proc`, all "
-        "threads: its Python and the SDK's Rust core, which py-spy does not see). Shares are "
-        "of the Python samples.",
+        f"not committed). The {name} used "
+        f"{profile['cpu_per_s']:.2f} CPU-seconds per second meanwhile (`/proc`, all threads, "
+        "native code included, which py-spy does not see). Shares are of the Python samples.",
         "",
         "| share | area (package of the running frame) |",
         "|---|---|",
