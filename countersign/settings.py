@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     llm_retry_initial_interval: timedelta = Field(
         timedelta(seconds=1), validation_alias=_env("COUNTERSIGN_LLM_RETRY_INITIAL_INTERVAL")
     )
+    llm_heartbeat_timeout: timedelta = Field(
+        timedelta(seconds=10), validation_alias=_env("COUNTERSIGN_LLM_HEARTBEAT_TIMEOUT")
+    )
 
     # Worker.
     worker_max_cached_workflows: int = Field(
@@ -130,6 +133,14 @@ class Settings(BaseSettings):
     decision_token_secret: SecretStr | None = Field(
         None, validation_alias=_env("COUNTERSIGN_DECISION_TOKEN_SECRET")
     )
+    # Comma-separated, newest first: the API signs with the first, the worker
+    # accepts any (several while rotating). See countersign/decision_proof.py.
+    decision_proof_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("COUNTERSIGN_DECISION_PROOF_KEYS")
+    )
+    operator_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("COUNTERSIGN_OPERATOR_IDS")
+    )
     rate_limit_per_minute: int = Field(
         120, ge=0, validation_alias=_env("COUNTERSIGN_RATE_LIMIT_PER_MINUTE")
     )
@@ -180,6 +191,7 @@ class Settings(BaseSettings):
     @field_validator(
         "llm_timeout",
         "llm_retry_initial_interval",
+        "llm_heartbeat_timeout",
         "confirmation_ttl",
         "tool_timeout",
         "tool_heartbeat_timeout",
@@ -203,7 +215,7 @@ class Settings(BaseSettings):
                 return value
         return value
 
-    @field_validator("agent_modules", "webhook_urls", mode="before")
+    @field_validator("agent_modules", "webhook_urls", "operator_ids", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         # Comma-separated in the environment; NoDecode keeps pydantic-settings
@@ -223,6 +235,20 @@ class Settings(BaseSettings):
                 raw = item.get_secret_value() if isinstance(item, SecretStr) else item
                 if isinstance(raw, str):
                     _check_webhook_secret(raw)
+        return items
+
+    @field_validator("decision_proof_keys", mode="before")
+    @classmethod
+    def _proof_keys(cls, value: object) -> object:
+        items = value.replace(",", " ").split() if isinstance(value, str) else value
+        if isinstance(items, list):
+            for item in items:
+                raw = item.get_secret_value() if isinstance(item, SecretStr) else item
+                if isinstance(raw, str) and len(raw.encode()) < 32:
+                    # The key itself is never echoed.
+                    raise ValueError(
+                        "each COUNTERSIGN_DECISION_PROOF_KEYS entry must be at least 32 bytes"
+                    )
         return items
 
     @field_validator("rate_limit_roles", mode="before")
