@@ -134,25 +134,29 @@ EXAMPLE_AGENT: dict[str, Any] = {
     "instructions": ["You help users manage data operations"],
     "model": None,
     "markdown": True,
-    "tools": [
-        {
-            "name": "delete_records",
-            "description": "Delete records from a database table.",
-            "parameters": {
-                "type": "object",
-                "properties": {"table_name": {"type": "string"}, "count": {"type": "integer"}},
-                "required": ["table_name", "count"],
-                "additionalProperties": False,
-            },
-            "requires_confirmation": "always",
-            "approver_roles": [],
-            "approvals_required": 1,
-            "allow_self_approval": True,
-            "confirmation_ttl_seconds": 86400.0,
-            "on_timeout": "deny",
-            "allow_edit": False,
-        }
-    ],
+    "tools": {
+        "tools": [
+            {
+                "name": "delete_records",
+                "description": "Delete records from a database table.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"table_name": {"type": "string"}, "count": {"type": "integer"}},
+                    "required": ["table_name", "count"],
+                    "additionalProperties": False,
+                },
+                "requires_confirmation": "always",
+                "approver_roles": [],
+                "approvals_required": 1,
+                "allow_self_approval": True,
+                "confirmation_ttl_seconds": 86400.0,
+                "on_timeout": "deny",
+                "allow_edit": False,
+            }
+        ],
+        "tool_call_limit": None,
+        "tool_choice": None,
+    },
 }
 
 EXAMPLE_APPROVAL: dict[str, Any] = {

@@ -160,8 +160,12 @@ class DecisionTokenCreate(BaseModel):
     """``POST /approvals/{approval_id}/tokens``: a signed link for one decision."""
 
     confirmed: StrictBool = Field(description="true for the approve link, false for reject.")
+    # Bounded so that now + ttl stays a date: a huge value was a 500 (OverflowError).
     ttl_seconds: float | None = Field(
-        None, gt=0, description="A lifetime shorter than the call's own deadline."
+        None,
+        gt=0,
+        le=366 * 86400,
+        description="A lifetime shorter than the call's own deadline (at most 366 days).",
     )
     approver_id: str | None = Field(
         None,
@@ -348,16 +352,35 @@ class AgentToolPublic(BaseModel):
         )
 
 
+class AgentToolsPublic(BaseModel):
+    """An agent's tools, as the AgentOS wire format nests them (``tools.tools``)."""
+
+    tools: list[AgentToolPublic]
+    tool_call_limit: int | None = Field(None, description="Not limited per run beyond max_turns.")
+    tool_choice: str | None = None
+
+
+class AgentModelPublic(BaseModel):
+    """The agent's model, in the AgentOS wire format's two spellings (``id``, ``model``)."""
+
+    id: str
+    name: str
+    model: str
+    provider: str
+
+
 class AgentPublic(BaseModel):
-    """An agent the API serves."""
+    """An agent the API serves, shaped as the AgentOS wire format's agent."""
 
     id: str
     name: str
     description: str
     instructions: list[str]
-    model: str | None = Field(None, description="The agent's model; the server default if null.")
+    model: AgentModelPublic | None = Field(
+        None, description="The agent's own model; null when it uses the server's default."
+    )
     markdown: bool
-    tools: list[AgentToolPublic]
+    tools: AgentToolsPublic
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_AGENT]})
 

@@ -404,6 +404,21 @@ class RunClient:
             raise WorkerUnavailableError(f"its state query failed: {err}") from None
         return state
 
+    async def cancel(self) -> None:
+        """Ask Temporal to cancel the run: the workflow denies its waiting calls, ends CANCELLED.
+
+        A run that closed meanwhile is left as it is (cancelling is idempotent).
+
+        Raises:
+            temporalio.service.RPCError: Temporal is unreachable.
+        """
+        try:
+            await self.handle.cancel()
+        except RPCError as err:
+            # Temporal answers NOT_FOUND for an execution that already completed.
+            if is_connection_failure(err) or err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+
     async def audit(self) -> list[AuditEvent]:
         """The run's audit trail, oldest first.
 

@@ -8,22 +8,31 @@ from fastapi import APIRouter
 
 from api.deps import AgentDep, Reader, RegistryDep, SettingsDep
 from api.errors import responses
-from api.schemas import AgentPublic, AgentToolPublic
+from api.schemas import AgentModelPublic, AgentPublic, AgentToolPublic, AgentToolsPublic
 from countersign import Agent
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
 
 def agent_public(agent: Agent, default_ttl: timedelta) -> AgentPublic:
-    """An agent as the API shows it."""
+    """An agent as the API shows it: the AgentOS wire format's shape, with our policies.
+
+    ``tools`` is an object whose ``tools`` list holds each tool's schema and
+    confirmation policy, and ``model`` an object, as Agno's own client parses them.
+    """
+    model = (
+        AgentModelPublic(id=agent.model, name=agent.model, model=agent.model, provider="openai")
+        if agent.model
+        else None
+    )
     return AgentPublic(
         id=agent.id,
         name=agent.name,
         description=agent.description,
         instructions=list(agent.instructions),
-        model=agent.model,
+        model=model,
         markdown=agent.markdown,
-        tools=[AgentToolPublic.of(t, default_ttl) for t in agent.tools],
+        tools=AgentToolsPublic(tools=[AgentToolPublic.of(t, default_ttl) for t in agent.tools]),
     )
 
 

@@ -7,17 +7,18 @@ answer 202 with the run as it is, and the run goes on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from api import policy
 from api.decisions import DecisionAttempt
 from api.deps import AgentDep, Approver, ClientDep, Reader, Requester, SettingsDep, WaitsDep
 from api.errors import ApiError, responses
-from api.events import SSE_HEADERS, SSE_MEDIA_TYPE, RunEvent, StartedEvent, stream_run
+from api.events import RunEvent, StartedEvent, event_stream, run_frames
 from api.examples import EXAMPLE_CALL_ID, EXAMPLE_CONTINUE, EXAMPLE_MESSAGE
 from api.forms import RunContinueBody, RunCreateBody, request_body
 from api.reads import agent_run, started_view, view_or_started
@@ -39,9 +40,12 @@ _STREAM_DOC = (
     " With `stream=true` the answer is Server-Sent Events named as in the AgentOS wire format, "
     "derived from the run's settled state: `RunStarted` (at once) or `RunContinued` (once the "
     "decisions are accepted, so refusals stay HTTP errors), then `ToolCallStarted` and "
-    "`ToolCallCompleted` for each call that ran, and last `RunPaused`, `RunCompleted` or "
-    "`RunError` whose data is the run body (`RunInProgress` if the wait budget ran out). "
-    "Events after the first arrive together when the run settles; each event's data is JSON."
+    "`ToolCallCompleted` for each call that ran, and last one event that says how it ended: "
+    "`RunPaused`, `RunCompleted`, `RunError` or `RunCancelled` whose data is the run body, "
+    "`RunInProgress` if the wait budget ran out (the run goes on), or `RunError` with "
+    "`{detail, code}` if the API could not follow the run. Events after the first arrive "
+    "together when the run settles; each has an `id` and JSON data, and a `: ping` comment "
+    "keeps the connection alive meanwhile (`COUNTERSIGN_SSE_PING_INTERVAL`)."
 )
 
 
@@ -98,16 +102,17 @@ async def create_run(
     )
     task_queue = settings.temporal_task_queue
     if body.stream:
-        try:
-            started, _ = await waits.run(
-                RunClient.start(client, run, task_queue=task_queue, wait=settings.wait_budget)
-            )
-        except NotAcceptedError:
-            started = RunClient.of(client, run.run_id)
 
         async def settle() -> RunView:
-            view = await waits.run(started.wait_settled(0, wait=settings.wait_budget))
-            return view or await view_or_started(client, run)
+            # Inside the stream, so RunStarted goes out at once and a run that
+            # completes without a pause is answered by the update it started with.
+            try:
+                _, settled = await waits.run(
+                    RunClient.start(client, run, task_queue=task_queue, wait=settings.wait_budget)
+                )
+            except NotAcceptedError:
+                return started_view(run)
+            return settled or await view_or_started(client, run)
 
         first = StartedEvent(
             event=RunEvent.RUN_STARTED,
@@ -115,9 +120,7 @@ async def create_run(
             agent_id=agent.id,
             session_id=run.session_id,
         )
-        return StreamingResponse(
-            stream_run(first, None, settle), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
-        )
+        return event_stream(run_frames(first, None, settle), ping=settings.sse_ping_interval)
     try:
         _, settled = await waits.run(
             RunClient.start(client, run, task_queue=task_queue, wait=settings.wait_budget)
@@ -182,10 +185,50 @@ async def continue_run(
             session_id=view.session_id,
             tool_call_ids=[d.tool_call_id for d in request.decisions],
         )
-        return StreamingResponse(
-            stream_run(first, view, settled), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
-        )
+        return event_stream(run_frames(first, view, settled), ping=settings.sse_ping_interval)
     return run_response(after, settled=result is not None)
+
+
+@router.post(
+    "/{run_id}/cancel",
+    summary="Cancel a run",
+    description="Ends the run CANCELLED through Temporal's cancellation: calls still waiting "
+    "for a decision are denied (state `CANCELLED`) and no tool runs after it. Idempotent: "
+    "cancelling a run that already ended answers 200 with the run as it is (its status says "
+    "how it ended). 202 when the run has not ended within the wait budget (it ends when a "
+    "worker takes the cancellation). Who may cancel: whoever may decide the run's calls.",
+    response_model=RunPublic,
+    responses={
+        202: {
+            "description": "Cancellation requested; the run has not ended yet.",
+            "model": RunPublic,
+        },
+        **responses(401, 403, 404, 503),
+    },
+)
+async def cancel_run(
+    agent: AgentDep,
+    run_id: str,
+    principal: Approver,
+    client: ClientDep,
+    settings: SettingsDep,
+    waits: WaitsDep,
+) -> Response:
+    """Cancel the run and answer once it has ended."""
+    view = policy.check_read(principal, await agent_run(client, agent.id, run_id))
+    if refusal := policy.decide_refusal(principal, view):
+        raise refusal
+    if view.status.is_final:
+        return run_response(view)
+    run = RunClient.of(client, run_id)
+    await run.cancel()
+    try:
+        ended = await waits.run(
+            asyncio.wait_for(run.final_view(), settings.wait_budget.total_seconds())
+        )
+    except TimeoutError:
+        return run_response(await run.view(), settled=False)
+    return run_response(ended)
 
 
 @router.get(

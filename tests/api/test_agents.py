@@ -20,7 +20,7 @@ async def _tools(model: ScriptedModel, tmp_path: Path, client: Client) -> dict[s
     async with api.http:
         response = await api.http.get("/agents/api_ops")
     assert response.status_code == 200, response.text
-    return {t["name"]: t for t in response.json()["tools"]}
+    return {t["name"]: t for t in response.json()["tools"]["tools"]}
 
 
 async def test_agent_tools_show_the_policy_the_decorator_built(

@@ -18,7 +18,7 @@ async def test_read_agent_tools_and_policies(api: Api) -> None:
     response = await api.http.get("/agents/data_manager")
     assert response.status_code == 200, response.text
     agent = response.json()
-    tools = {t["name"]: t for t in agent["tools"]}
+    tools = {t["name"]: t for t in agent["tools"]["tools"]}
     delete = tools["delete_records"]
     assert delete["requires_confirmation"] == "always"
     assert delete["parameters"]["required"] == ["table_name", "count"]
@@ -26,7 +26,7 @@ async def test_read_agent_tools_and_policies(api: Api) -> None:
     assert delete["allow_self_approval"] is True
     assert delete["confirmation_ttl_seconds"] == 24 * 3600
     ops = (await api.http.get("/agents/api_ops")).json()
-    policies = {t["name"]: t for t in ops["tools"]}
+    policies = {t["name"]: t for t in ops["tools"]["tools"]}
     assert policies["wire_money"]["approvals_required"] == 2
     assert policies["wire_money"]["allow_self_approval"] is False
     assert policies["resize_volume"]["allow_edit"] is True
@@ -66,7 +66,7 @@ async def test_openapi_has_examples_for_every_route(api: Api) -> None:
         for path, item in spec["paths"].items()
         for method, operation in item.items()
     ]
-    assert len(operations) == 15
+    assert len(operations) == 16
     for name, operation in operations:
         assert '"example' in _resolve(spec, operation), f"{name} has no example"
     docs = await api.http.get("/docs")
