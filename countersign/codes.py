@@ -107,8 +107,6 @@ class ErrorCode(StrEnum):
     SEQ_AHEAD = "settle_seq_ahead"
     #: A decision without the API's proof, or a signal from a non-operator.
     UNAUTHORISED_DECISION = "unauthorised_decision"
-    #: A decision without the API's proof, or a signal from a non-operator.
-    UNAUTHORISED_DECISION = "unauthorised_decision"
 
     # The API's own: requests refused before any run is asked.
     INVALID_REQUEST = "invalid_request"
