@@ -319,6 +319,23 @@ async def _signal_refused(r: Recording) -> RunHandle:
     return handle
 
 
+async def _signal_not_operator(r: Recording) -> RunHandle:
+    """A decide signal from a principal who is not an operator is refused; an operator's counts."""
+    handle, paused = await start_paused(
+        r.client, r.worker, r.model, "History: signal not operator", Reply(calls=[DELETE_50])
+    )
+    call_id = paused.tools[0].tool_call_id
+    await handle.signal(
+        DECIDE_SIGNAL, request({call_id: True}, principal=CAROL, source=DecisionSource.SIGNAL)
+    )
+    await eventually(lambda: _refusals(handle, 1), what="the refusal in the audit trail")
+    await handle.signal(
+        DECIDE_SIGNAL, request({call_id: True}, principal=BOB, source=DecisionSource.SIGNAL)
+    )
+    await handle.result()
+    return handle
+
+
 async def _refusals(handle: RunHandle, count: int) -> bool:
     trail = await audit_trail(handle)
     return sum(e.kind is AuditKind.DECISION_REFUSED for e in trail) >= count
@@ -335,6 +352,7 @@ SCENARIOS: dict[str, Scenario] = {
     "cancel_batch": Scenario(_cancel_batch),
     "reused_call_ids": Scenario(_reused_call_ids),
     "signal_refused": Scenario(_signal_refused),
+    "signal_not_operator": Scenario(_signal_not_operator),
     "continue_as_new": Scenario(_continue_as_new, continues_as_new=True),
     "webhooks_in_flight": Scenario(_webhooks_in_flight, continues_as_new=True),
 }

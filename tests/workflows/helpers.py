@@ -48,6 +48,8 @@ WAIT = timedelta(seconds=30)
 ALICE = Principal(id="alice", roles=("approver",))
 BOB = Principal(id="bob", roles=("approver",))
 CAROL = Principal(id="carol", roles=("approver",))
+#: Whose decide_signal the runs started here accept (COUNTERSIGN_OPERATOR_IDS); not CAROL.
+OPERATORS = [ALICE.id, BOB.id]
 
 RunHandle = WorkflowHandle[AgentRunWorkflow, RunView]
 T = TypeVar("T")
@@ -85,7 +87,9 @@ async def start_settled(
     """Script the model, start a run and return it once it first settles."""
     if replies:
         model.script(message, *replies)
-    run = build_run_input(worker.settings, agent_id=agent_id, message=message, requester=requester)
+    run = build_run_input(
+        worker.settings, agent_id=agent_id, message=message, requester=requester
+    ).model_copy(update={"operator_ids": OPERATORS})
     started, view = await RunClient.start(client, run, task_queue=worker.task_queue, wait=WAIT)
     assert view is not None, f"run {run.run_id} did not settle within {WAIT}"
     return started.handle, view
