@@ -89,7 +89,8 @@ def build_worker(
     # The decide validator checks the API's proof with these keys; they reach
     # the workflow through this passed-through module, never through history.
     keys = [k.get_secret_value() for k in settings.decision_proof_keys]
-    decision_proof.configure(decision_proof.from_settings(keys))
+    queue = task_queue or settings.temporal_task_queue
+    decision_proof.configure(queue, decision_proof.from_settings(keys))
     if not keys:
         logger.warning(
             "COUNTERSIGN_DECISION_PROOF_KEYS is not set: decide updates are accepted from any "
@@ -99,7 +100,7 @@ def build_worker(
     return CountersignWorker(
         client,
         closers=[model.aclose, webhooks.aclose],
-        task_queue=task_queue or settings.temporal_task_queue,
+        task_queue=queue,
         workflows=[AgentRunWorkflow],
         activities=[model.model_turn, tools.execute_tool, webhooks.deliver_webhook],
         graceful_shutdown_timeout=graceful_shutdown_timeout,

@@ -13,9 +13,9 @@ the update *validator*, which Temporal does not run on replay, so rotating or
 removing a key never changes how a recorded history replays. Several keys may
 be listed while rotating: the first signs, every listed one verifies.
 
-The worker hands its keys to the workflow through :func:`configure` (this
-module is passed through the workflow sandbox, so the workflow sees the same
-module state as the worker that configured it).
+The worker hands its keys to the workflow through :func:`configure`, by task
+queue (this module is passed through the workflow sandbox, so the workflow sees
+the same module state as the worker that configured it).
 """
 
 from __future__ import annotations
@@ -86,18 +86,19 @@ def _mac(key: bytes, run_id: str, request: DecideRequest, expires: int) -> str:
     return hmac.new(key, signed.encode(), hashlib.sha256).hexdigest()
 
 
-_verifier: DecisionProofKeys | None = None
+#: Keys per task queue: several workers (tests, or one process serving two
+#: queues) may run side by side with different keys.
+_verifiers: dict[str, DecisionProofKeys | None] = {}
 
 
-def configure(keys: DecisionProofKeys | None) -> None:
-    """Set the keys this process's workflows verify decisions with (the worker calls it)."""
-    global _verifier
-    _verifier = keys
+def configure(task_queue: str, keys: DecisionProofKeys | None) -> None:
+    """Set the keys the workflows of ``task_queue`` verify decisions with (the worker calls it)."""
+    _verifiers[task_queue] = keys
 
 
-def verifier() -> DecisionProofKeys | None:
-    """The keys set by :func:`configure`; ``None`` when proofs are not checked."""
-    return _verifier
+def verifier(task_queue: str) -> DecisionProofKeys | None:
+    """The keys set by :func:`configure` for ``task_queue``; ``None``: proofs are not checked."""
+    return _verifiers.get(task_queue)
 
 
 def from_settings(keys: Sequence[str]) -> DecisionProofKeys | None:

@@ -362,7 +362,7 @@ class AgentRunWorkflow:
         # principal: only the API's proof says that principal was authenticated
         # and allowed. Checked here, not in the handler: validators do not run
         # on replay, so the worker's key (never in history) may rotate freely.
-        keys = decision_proof.verifier()
+        keys = decision_proof.verifier(workflow.info().task_queue)
         if keys is not None:
             problem = keys.problem(self._input.run_id, request, workflow.now())
             if problem is not None:
