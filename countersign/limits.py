@@ -18,9 +18,9 @@ MAX_ID_LENGTH = 128
 MAX_DECISIONS_PER_REQUEST = 100
 #: A refused attempt keeps this many of the call ids it named, each cut to
 #: ``REFUSAL_ID_CHARS`` characters, and the count of all of them.
-REFUSAL_IDS_KEPT = 5
-REFUSAL_ID_CHARS = 64
-REFUSAL_REASON_CHARS = 500
+REFUSAL_IDS_KEPT = 3
+REFUSAL_ID_CHARS = 48
+REFUSAL_REASON_CHARS = 200
 
 #: A string field capped at ``MAX_ID_LENGTH``.
 Id = Annotated[str, Field(max_length=MAX_ID_LENGTH)]

@@ -47,6 +47,8 @@ class Reply:
     status: int = 200
     error: str = "scripted error"
     headers: dict[str, str] = field(default_factory=dict)
+    # Seconds the model takes to answer: a slow model, not a synchronisation.
+    delay: float = 0.0
 
 
 @dataclass
@@ -155,6 +157,7 @@ def build_app(model: ScriptedModel) -> Starlette:
         body = await request.json()
         model.requests.append(body)
         reply = model.reply_for(_reduce_responses(body))
+        await asyncio.sleep(reply.delay)
         if reply.status != 200:
             return _error(reply)
         output: list[dict[str, Any]] = []
@@ -199,6 +202,7 @@ def build_app(model: ScriptedModel) -> Starlette:
         body = await request.json()
         model.requests.append(body)
         reply = model.reply_for(_reduce_chat(body))
+        await asyncio.sleep(reply.delay)
         if reply.status != 200:
             return _error(reply)
         tool_calls = [
