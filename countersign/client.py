@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -74,6 +75,7 @@ UNAVAILABLE_RPC = frozenset(
 )
 
 RunHandle = WorkflowHandle[Any, RunView]
+T = TypeVar("T")
 
 
 class RunNotFoundError(Exception):
@@ -270,11 +272,7 @@ class RunClient:
         started = cls(await operation.workflow_handle())
         if wait is None:
             return started, None
-        try:
-            view: RunView = await asyncio.wait_for(update.result(), _remaining(deadline))
-        except TimeoutError:
-            return started, None
-        return started, view
+        return started, await _result_within(update.result(), _remaining(deadline))
 
     async def decide(
         self, request: DecideRequest, *, wait: timedelta | None
@@ -318,23 +316,16 @@ class RunClient:
         if wait is None:
             return None
         try:
-            result: DecideResult = await asyncio.wait_for(update.result(), _remaining(deadline))
-        except TimeoutError:
-            return None
+            return await _result_within(update.result(), _remaining(deadline))
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from None
-        return result
 
     async def wait_settled(self, after_seq: int, *, wait: timedelta) -> RunView | None:
         """The run once it settles after ``after_seq``, or ``None`` when ``wait`` passes first."""
-        try:
-            view: RunView = await asyncio.wait_for(
-                self.handle.execute_update(WAIT_SETTLED_UPDATE, after_seq, result_type=RunView),
-                wait.total_seconds(),
-            )
-        except TimeoutError:
-            return None
-        return view
+        return await _result_within(
+            self.handle.execute_update(WAIT_SETTLED_UPDATE, after_seq, result_type=RunView),
+            wait.total_seconds(),
+        )
 
     async def view(self) -> RunView:
         """The run's view: a query while it is open, its result once closed.
@@ -463,6 +454,24 @@ def _refusal(err: WorkflowUpdateFailedError) -> Exception:
     if isinstance(cause, ApplicationError) and cause.type in set(ErrorCode):
         return DecisionRefusedError(ErrorCode(str(cause.type)), cause.message)
     return err
+
+
+async def _result_within(awaitable: Awaitable[T], seconds: float | None) -> T | None:
+    """``awaitable``'s result, or ``None`` when ``seconds`` pass first.
+
+    At the deadline ``wait_for`` cancels the SDK's poll for the update's
+    outcome, and the SDK reports a cancelled poll as
+    ``WorkflowUpdateRPCTimeoutOrCancelledError``, not as a cancellation: that
+    too is the deadline passing, unless this task itself is being cancelled.
+    """
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        return None
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        if _cancelling():
+            raise
+        return None
 
 
 def _no_worker(err: RPCError) -> bool:
