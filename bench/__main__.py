@@ -58,7 +58,7 @@ HISTORY_SAMPLES = 5
 # name: (full default, --small value)
 SIZES: dict[str, tuple[int, int]] = {
     "passes": (3, 2),
-    "samples": (20, 3),
+    "samples": (30, 3),
     "flows": (60, 6),
     "concurrency": (20, 3),
     "paused": (500, 10),

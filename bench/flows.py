@@ -41,6 +41,14 @@ class FlowTimes:
     workflow_id: str
 
 
+def _body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError:
+        raise FlowError(f"not JSON: {response.status_code} {response.text[:500]}") from None
+    return body
+
+
 class Side(Protocol):
     """One column of the benchmark."""
 
@@ -70,7 +78,7 @@ class CountersignSide:
             # A session per run: the figure is one run, not a growing session.
             data={"message": SEED_MESSAGE, "user_id": "bench", "session_id": uuid.uuid4().hex},
         )
-        body: dict[str, Any] = response.json()
+        body = _body(response)
         if response.status_code != httpx.codes.OK or body.get("status") != "PAUSED":
             raise FlowError(f"run did not pause: {response.status_code} {body}")
         return body
@@ -92,7 +100,7 @@ class CountersignSide:
             f"/agents/{AGENT_ID}/runs/{run['run_id']}/continue",
             data={"tools": json.dumps([decision]), "user_id": "bench"},
         )
-        body: dict[str, Any] = response.json()
+        body = _body(response)
         if response.status_code != httpx.codes.OK or body.get("status") != "COMPLETED":
             raise FlowError(f"run did not complete: {response.status_code} {body}")
         return body

@@ -1,14 +1,16 @@
 """The timed passes: each side one flow at a time, then many flows at once.
 
-A pass measures one side after the other, and the order alternates between
-passes (Countersign first, then bare first, ...), so that neither side always
-runs on a warmer or a more fragmented server. Within a side:
+The order of the sides alternates between passes (Countersign first, then
+bare first, ...), so that neither always runs on a warmer or a more
+fragmented server. In a pass:
 
-1. latency: ``samples`` flows one after the other, each timed from create to
-   paused and from continue to completed;
-2. throughput: ``flows`` flows with ``concurrency`` in flight, timed as a
-   whole, with the CPU every process of the stack used meanwhile read from
-   ``/proc`` before and after, divided by the flows.
+1. latency: ``samples`` flows per side one at a time, the two sides taking
+   turns flow by flow, each timed from create to paused and from continue to
+   completed;
+2. throughput, one side after the other: ``flows`` flows with
+   ``concurrency`` in flight, timed as a whole, with the CPU every process of
+   the stack used meanwhile read from ``/proc`` before and after, divided by
+   the flows.
 """
 
 from __future__ import annotations
@@ -50,10 +52,22 @@ def process_ids(stack: Stack) -> dict[str, int]:
     return {name: stack.pid(name) for name in PROCESSES} | {"driver": os.getpid()}
 
 
-async def measure_side(side: Side, stack: Stack, config: PassConfig) -> dict[str, Any]:
-    """One side's latency and throughput figures for one pass."""
-    sequential = [await side.flow() for _ in range(config.samples)]
-    stack.processes.check_alive()
+async def latency(order: tuple[Side, Side], samples: int) -> dict[str, list[FlowTimes]]:
+    """``samples`` flows per side one at a time, the sides taking turns flow by flow.
+
+    Taking turns, the two sides see the same background load (other work on
+    the machine, the server's own housekeeping), so their ratio is steadier
+    than that of two blocks measured one after the other.
+    """
+    times: dict[str, list[FlowTimes]] = {side.name: [] for side in order}
+    for _ in range(samples):
+        for side in order:
+            times[side.name].append(await side.flow())
+    return times
+
+
+async def load(side: Side, stack: Stack, config: PassConfig) -> dict[str, Any]:
+    """``flows`` flows with ``concurrency`` in flight: flows/s and CPU per flow."""
     pids = process_ids(stack)
     loaded: list[FlowTimes] = []
 
@@ -65,8 +79,6 @@ async def measure_side(side: Side, stack: Stack, config: PassConfig) -> dict[str
     after = _cpu(pids)
     stack.processes.check_alive()
     return {
-        "create_ms": _ms([f.create for f in sequential]),
-        "continue_ms": _ms([f.approve for f in sequential]),
         "load": {
             "flows": config.flows,
             "concurrency": config.concurrency,
@@ -78,21 +90,28 @@ async def measure_side(side: Side, stack: Stack, config: PassConfig) -> dict[str
         "cpu_ms_per_flow": {
             name: round((after[name] - before[name]) * 1000 / config.flows, 3) for name in pids
         },
-        "workflow_ids": [f.workflow_id for f in sequential],
     }
 
 
 async def run_passes(
     sides: tuple[Side, Side], stack: Stack, passes: int, config: PassConfig
 ) -> list[dict[str, Any]]:
-    """``passes`` passes, the order of the two sides alternating."""
+    """``passes`` passes, the order of the two sides alternating between passes."""
     results: list[dict[str, Any]] = []
     for number in range(passes):
         order = sides if number % 2 == 0 else (sides[1], sides[0])
-        entry: dict[str, Any] = {"order": [s.name for s in order]}
+        names = [s.name for s in order]
+        logger.info("pass %d/%d: latency, %s", number + 1, passes, " then ".join(names))
+        times = await latency(order, config.samples)
+        stack.processes.check_alive()
+        entry: dict[str, Any] = {"order": names}
         for side in order:
-            logger.info("pass %d/%d: %s", number + 1, passes, side.name)
-            entry[side.name] = await measure_side(side, stack, config)
+            logger.info("pass %d/%d: load, %s", number + 1, passes, side.name)
+            entry[side.name] = {
+                "create_ms": _ms([f.create for f in times[side.name]]),
+                "continue_ms": _ms([f.approve for f in times[side.name]]),
+                "workflow_ids": [f.workflow_id for f in times[side.name]],
+            } | await load(side, stack, config)
         results.append(entry)
     return results
 
