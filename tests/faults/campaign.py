@@ -98,7 +98,7 @@ async def _kill_once(
             within=config.ttl_seconds * 4,
             what="a paused call nobody will answer",
         )
-    load.gate.clear()
+    load.hold()
     killed_mono = time.monotonic()
     killed_at = datetime.now(UTC)
     await stack.kill(kind.parts)
@@ -139,7 +139,7 @@ async def _kill_once(
         kill.running_at_restart,
         kill.recovery_seconds,
     )
-    load.gate.set()
+    load.release()
     return kill
 
 

@@ -6,7 +6,7 @@ lets the calls expire. Requests that fail because a process is down are tried
 again; the flow records every answer, so the checks afterwards know which
 decisions the API acknowledged (2xx) and when.
 
-While a restart is being measured the load holds its requests (``gate``), so
+While a restart is being measured the load holds its requests (:meth:`Load.hold`), so
 the recovery figure is the time the stack needs for the work a crash cut, not
 for new work arriving.
 """
@@ -32,7 +32,8 @@ from tests.scripted_openai import Call, Reply, ScriptedModel
 logger = logging.getLogger("tests.faults")
 
 RETRY_PAUSE = (0.2, 0.6)
-# A flow that cannot get an answer in this long is reported, not retried forever.
+# A flow that cannot get an answer in this long (not counting the time the load
+# is held) is reported, not retried forever.
 FLOW_DEADLINE = 240.0
 TABLES = ("users", "sessions")
 REQUESTER = "fault-requester"
@@ -156,6 +157,8 @@ class Load:
     _lanes: list[asyncio.Task[None]] = field(default_factory=list)
     _indexes: Iterator[int] = field(default_factory=itertools.count)
     _http: httpx.AsyncClient | None = None
+    _held_since: float = 0.0
+    _held_total: float = 0.0
 
     def start(self) -> None:
         """Open the gate and start the lanes."""
@@ -164,6 +167,25 @@ class Load:
         self._lanes = [
             asyncio.create_task(self._lane(), name=f"lane-{i}") for i in range(self.concurrency)
         ]
+
+    def hold(self) -> None:
+        """Hold new requests (reads go on) until :meth:`release`."""
+        if self.gate.is_set():
+            self.gate.clear()
+            self._held_since = time.monotonic()
+
+    def release(self) -> None:
+        """Let held requests go."""
+        if not self.gate.is_set():
+            self._held_total += time.monotonic() - self._held_since
+            self.gate.set()
+
+    def clock(self) -> float:
+        """Seconds of load: monotonic time without the time held, which flows' deadlines use."""
+        held = self._held_total
+        if not self.gate.is_set():
+            held += time.monotonic() - self._held_since
+        return time.monotonic() - held
 
     @property
     def stopped(self) -> bool:
@@ -182,7 +204,7 @@ class Load:
         if self.stopped:
             return True
         self._stopping.set()
-        self.gate.set()
+        self.release()
         if not self._lanes:
             return True
         try:
@@ -240,7 +262,7 @@ class Load:
         )
 
     async def _run(self, flow: Flow, rng: random.Random) -> None:
-        deadline = time.monotonic() + FLOW_DEADLINE
+        deadline = self.clock() + FLOW_DEADLINE
         body = await self._create(flow, rng, deadline)
         if body is None:
             return
@@ -279,7 +301,7 @@ class Load:
         self, flow: Flow, rng: random.Random, deadline: float
     ) -> dict[str, Any] | None:
         payload = {"message": flow.message, "user_id": REQUESTER}
-        while time.monotonic() < deadline:
+        while self.clock() < deadline:
             answer = await self._request("POST", f"/agents/{AGENT_ID}/runs", payload)
             if isinstance(answer, Answer):
                 # The run may exist (the API died after starting it): it is
@@ -303,7 +325,7 @@ class Load:
     ) -> dict[str, Any] | None:
         """The run once PAUSED (or COMPLETED, its calls expired unseen)."""
         while body["status"] == RunStatus.RUNNING:
-            if time.monotonic() > deadline:
+            if self.clock() > deadline:
                 self.unexpected.append(f"flow {flow.index}: {flow.run_id} never paused")
                 return None
             await self._pause(rng)
@@ -337,7 +359,7 @@ class Load:
             "user_id": APPROVER,
         }
         path = f"/agents/{AGENT_ID}/runs/{flow.run_id}/continue"
-        while time.monotonic() < deadline:
+        while self.clock() < deadline:
             answer = await self._request("POST", path, payload)
             if isinstance(answer, Answer):
                 flow.decisions.append(answer)
