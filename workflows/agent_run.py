@@ -15,7 +15,6 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -25,8 +24,6 @@ with workflow.unsafe.imports_passed_through():
         AUDIT_QUERY,
         DECIDE_SIGNAL,
         DECIDE_UPDATE,
-        EXECUTE_TOOL_ACTIVITY,
-        MODEL_TURN_ACTIVITY,
         RECORD_REFUSAL_SIGNAL,
         RUN_WORKFLOW,
         STATE_QUERY,
@@ -41,9 +38,6 @@ with workflow.unsafe.imports_passed_through():
         DecisionSource,
         ErrorCode,
         JsonObject,
-        ModelToolCall,
-        ModelTurn,
-        ModelTurnInput,
         ProposedCall,
         RefusedAttempt,
         RunInput,
@@ -51,16 +45,13 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         RunView,
         TimeoutAction,
-        ToolInvocation,
-        ToolResult,
         WebhookEvent,
     )
-    from workflows import decision_rules, run_limits, visibility
+    from workflows import decision_rules, run_limits, steps, visibility
     from workflows.audit_trail import AuditTrail
     from workflows.decision_rules import RefusalError
     from workflows.webhook_queue import WebhookQueue, error_message
 
-TOOL_MAX_ATTEMPTS = 3
 # workflow.patched id: a cancel_run expiry denies the rest of its batch.
 CANCEL_DENIES_BATCH = "cancel-run-denies-pending-batch"
 # workflow.patched id: a cancellation through Temporal is recorded as CANCELLED.
@@ -131,21 +122,8 @@ class AgentRunWorkflow:
                     )
                     break
                 state.turns += 1
-                turn = await self._model_turn(state.turns)
-                state.messages.append(
-                    ChatMessage(
-                        role="assistant",
-                        content=turn.content,
-                        tool_calls=[
-                            ModelToolCall(
-                                tool_call_id=c.tool_call_id,
-                                tool_name=c.tool_name,
-                                arguments=c.raw_arguments,
-                            )
-                            for c in turn.calls
-                        ],
-                    )
-                )
+                turn = await steps.model_turn(input, state)
+                state.messages.append(steps.assistant_message(turn))
                 if not turn.calls:
                     self._finish(RunStatus.COMPLETED, content=turn.content or "")
                     break
@@ -175,36 +153,6 @@ class AgentRunWorkflow:
         await self._webhooks.drain()
         return self._view()
 
-    async def _model_turn(self, turn: int) -> ModelTurn:
-        options = self._input.options
-        result: ModelTurn = await workflow.execute_activity(
-            MODEL_TURN_ACTIVITY,
-            ModelTurnInput(
-                run_id=self._input.run_id,
-                agent_id=self._input.agent_id,
-                turn=turn,
-                messages=self._state.messages,
-                default_confirmation_ttl=options.default_confirmation_ttl,
-            ),
-            result_type=ModelTurn,
-            start_to_close_timeout=options.llm_timeout,
-            # The activity heartbeats while it waits on the model, so a turn cut
-            # by a dead worker is retried within seconds, not after llm_timeout.
-            # No patch: replay does not compare an activity's timeouts.
-            heartbeat_timeout=options.llm_heartbeat_timeout,
-            retry_policy=RetryPolicy(
-                initial_interval=options.llm_retry_initial_interval,
-                backoff_coefficient=2.0,
-                maximum_interval=timedelta(seconds=60),
-                maximum_attempts=options.llm_max_attempts,
-            ),
-            summary=f"model turn {turn}",
-        )
-        self._state.usage = self._state.usage.plus(result.usage)
-        self._state.model = result.model
-        self._state.demo_model = result.demo
-        return result
-
     async def _handle_calls(self, turn: int, calls: list[ProposedCall]) -> None:
         records = [self._record_call(turn, call) for call in calls]
         ungated = [r for r in records if r.state is CallState.PENDING and r.policy is None]
@@ -215,15 +163,7 @@ class AgentRunWorkflow:
             if self._cancel_reason is None:
                 approved = [r for r in gated if r.state is CallState.APPROVED]
                 await asyncio.gather(*(self._execute(r) for r in approved))
-        for record in records:
-            self._state.messages.append(
-                ChatMessage(
-                    role="tool",
-                    tool_call_id=record.model_call_id or record.tool_call_id,
-                    tool_name=record.tool_name,
-                    content=record.result or "",
-                )
-            )
+        self._state.messages.extend(steps.tool_message(record) for record in records)
 
     def _record_call(self, turn: int, call: ProposedCall) -> CallRecord:
         calls = self._state.calls
@@ -470,33 +410,7 @@ class AgentRunWorkflow:
     # ------------------------------------------------------------ execution
 
     async def _execute(self, record: CallRecord) -> None:
-        options = self._input.options
-        record.state = CallState.EXECUTING
-        try:
-            result: ToolResult = await workflow.execute_activity(
-                EXECUTE_TOOL_ACTIVITY,
-                ToolInvocation(
-                    run_id=self._input.run_id,
-                    agent_id=self._input.agent_id,
-                    tool_call_id=record.tool_call_id,
-                    tool_name=record.tool_name,
-                    tool_args=record.tool_args,
-                    idempotency_key=f"{self._input.run_id}:{record.tool_call_id}",
-                    output_limit=options.tool_output_limit,
-                ),
-                result_type=ToolResult,
-                start_to_close_timeout=options.tool_timeout,
-                heartbeat_timeout=options.tool_heartbeat_timeout,
-                retry_policy=RetryPolicy(maximum_attempts=TOOL_MAX_ATTEMPTS),
-                summary=f"{record.tool_name} {record.tool_call_id}",
-            )
-        except ActivityError as err:
-            record.state = CallState.FAILED
-            record.result = f"error: {record.tool_name} failed: {error_message(err)}"
-        else:
-            record.state = CallState.EXECUTED if result.ok else CallState.FAILED
-            record.result = result.output if result.ok else f"error: {result.output}"
-            record.result_truncated = result.truncated
+        await steps.execute_tool(self._input, record)
         self._trail.tool_finished(record, workflow.now())
 
     # ------------------------------------------------------------- helpers
