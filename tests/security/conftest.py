@@ -59,6 +59,7 @@ def security_settings(
         "api_keys_file": tmp_path / "api_keys.json",
         "jwt_secret": secrets.token_urlsafe(40),
         "decision_token_secret": secrets.token_urlsafe(40),
+        "decision_proof_keys": [secrets.token_urlsafe(40)],
         "agent_modules": [SEC_AGENTS],
         "wait_budget": 20.0,
     }
@@ -232,7 +233,11 @@ def secure_api(
         app = create_app(settings, client)
         async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
             sec = Secure(settings, http, client, worker.db)
-            for secret in (settings.jwt_secret, settings.decision_token_secret):
+            for secret in (
+                settings.jwt_secret,
+                settings.decision_token_secret,
+                *settings.decision_proof_keys,
+            ):
                 if secret is not None:
                     sec.remember(secret.get_secret_value())
             for name, roles in PRINCIPALS.items():
