@@ -24,12 +24,12 @@ from api.forms import RunContinueBody, RunCreateBody, request_body
 from api.reads import agent_run, started_view, view_or_started
 from api.run_responses import RUN_RESPONSES, run_response
 from api.schemas import AuditTrail, RunContinue, RunCreate, RunList, RunPublic
-from api.sessions import session_context
+from api.sessions import check_session_owner, session_context
 from api.visibility import list_item, list_page, visibility_query
 from countersign import search_attributes as sa
 from countersign.client import NotAcceptedError, RunClient, build_run_input
 from countersign.digest import first_broken_link
-from countersign.models import RunStatus, RunView
+from countersign.models import ChatMessage, RunStatus, RunView
 
 logger = logging.getLogger("countersign.api")
 
@@ -79,25 +79,28 @@ async def create_run(
     """Start a run and answer when it pauses, completes or fails."""
     if len(body.message) > settings.max_message_chars:
         raise ApiError.invalid(f"message: at most {settings.max_message_chars} characters")
-    context = (
-        await session_context(
+    # With authentication the run belongs to the credentials' principal; the
+    # body's user_id names someone only in development mode. The owner of the
+    # run is the owner of its session.
+    owner = body.user_id if settings.auth_disabled and body.user_id else principal.id
+    context: list[ChatMessage] = []
+    if body.session_id:
+        await check_session_owner(client, session_id=body.session_id, owner=owner)
+        context = await session_context(
             client,
             agent_id=agent.id,
             session_id=body.session_id,
+            owner=owner,
             limit=settings.session_context_limit,
         )
-        if body.session_id
-        else []
-    )
     run = build_run_input(
         settings,
         agent_id=agent.id,
         message=body.message,
         requester=principal,
+        # None: the run starts a new session with a server-generated id.
         session_id=body.session_id,
-        # With authentication the run belongs to the credentials' principal; the
-        # body's user_id names someone only in development mode.
-        user_id=body.user_id if settings.auth_disabled and body.user_id else principal.id,
+        user_id=owner,
         context=context,
     )
     task_queue = settings.temporal_task_queue

@@ -207,7 +207,7 @@ async def test_list_runs_bad_filter(api: Api) -> None:
     quoted = await api.http.get("/agents/data_manager/runs", params={"session_id": "a'b"})
     assert_error(quoted, 422, "invalid_request")
     token = await api.http.get("/agents/data_manager/runs", params={"page_token": "!!"})
-    assert_error(token, 422, "invalid_request")
+    assert_error(token, 422, "invalid_page_token")
 
 
 async def test_read_audit_trail(api: Api, model: ScriptedModel) -> None:
