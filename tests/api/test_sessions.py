@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from tests.api.conftest import Api, api_for, api_settings, eventually
+from tests.api.conftest import Api, api_for, api_settings, assert_error, eventually
 from tests.conftest import RunningWorker
 from tests.scripted_openai import Reply, ScriptedModel
 
@@ -82,3 +82,27 @@ async def test_session_context_bounded_by_limit(
     conversation = json.dumps(texts(request))
     assert "user: one" not in conversation
     assert texts(request)[-3:] == ["user: two", f"assistant: {second}", "user: three"]
+
+
+async def test_development_mode_owner_is_the_user_id_sent(api: Api, model: ScriptedModel) -> None:
+    # Without authentication the body's user_id names the principal, so it owns the session.
+    session = f"session-{uuid.uuid4()}"
+    model.script("mine", Reply(text="yours"))
+    first = await api.http.post(
+        "/agents/data_manager/runs",
+        data={"message": "mine", "session_id": session, "user_id": "u1"},
+    )
+    assert first.status_code == 200, first.text
+
+    async def listed() -> list[Any]:
+        got = await api.http.get("/agents/data_manager/runs", params={"session_id": session})
+        runs: list[Any] = got.json()["runs"]
+        return runs
+
+    await eventually(listed, lambda runs: len(runs) == 1)
+    other = await api.http.post(
+        "/agents/data_manager/runs",
+        data={"message": "theirs", "session_id": session, "user_id": "u2"},
+    )
+    assert_error(other, 409, "session_owned")
+    assert (await listed())[0]["user_id"] == "u1"
