@@ -9,12 +9,13 @@ page gets wrong, fails here, and so does a citation of an anchor that is gone.
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
 import pytest
 
-import workflows.agent_run
+import workflows
 from api.errors import REFUSAL_STATUS, ApiError
 from api.policy import PERMISSION_ROLES
 from api.routes.decision_tokens import TOKEN_STATUS
@@ -27,6 +28,8 @@ DOC = (ROOT / "docs" / "architecture.md").read_text()
 ANCHOR = re.compile(r'<a id="([a-z0-9-]+)"></a>')
 # A table row whose first cell holds one or more `codes` and whose second cell is the status.
 CODE_ROW = re.compile(r"^\| ((?:`[a-z_]+`(?:, )?)+) \| ([^|]+) \|", re.MULTILINE)
+# The id a workflow.patched or deprecate_patch call names: a constant or a literal.
+PATCH_CALL = re.compile(r"workflow\.(?:patched|deprecate_patch)\(([^)]+)\)")
 
 
 def _sections() -> dict[str, str]:
@@ -130,9 +133,12 @@ def test_roles_and_permissions_match_the_policy() -> None:
 
 
 def test_every_patch_id_is_documented() -> None:
-    source = Path(workflows.agent_run.__file__).read_text()
-    names = set(re.findall(r"workflow\.patched\((\w+)\)", source))
-    assert names, "the workflow calls workflow.patched with named constants"
-    for name in names:
-        patch_id = getattr(workflows.agent_run, name)
-        assert f"`{patch_id}`" in SECTIONS["determinism"]
+    patch_ids: set[str] = set()
+    for path in Path(workflows.__file__).parent.glob("[!_]*.py"):
+        module = importlib.import_module(f"workflows.{path.stem}")
+        for arg in PATCH_CALL.findall(path.read_text()):
+            arg = arg.strip()
+            patch_ids.add(arg.strip("\"'") if arg[0] in "\"'" else getattr(module, arg))
+    assert patch_ids, "the workflow guards its changes with workflow.patched"
+    missing = {p for p in patch_ids if f"`{p}`" not in SECTIONS["determinism"]}
+    assert missing == set()
