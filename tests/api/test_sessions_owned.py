@@ -18,7 +18,7 @@ from temporalio.client import Client
 
 from api.main import create_app
 from api.sessions import session_context
-from countersign.client import RunClient, build_run_input
+from countersign.client import RunClient, build_run_input, workflow_id
 from countersign.models import Principal
 from countersign.security.api_keys import ApiKeyStore
 from tests.api.conftest import assert_error, eventually
@@ -87,6 +87,12 @@ async def owned(client: Client, worker: RunningWorker) -> AsyncIterator[Owned]:
         yield Owned(http, keys)
 
 
+async def history_length(client: Client, run_id: str) -> int:
+    """How many events the run's workflow history holds."""
+    history = await client.get_workflow_handle(workflow_id(run_id)).fetch_history()
+    return len(history.events)
+
+
 def user_turns(model: ScriptedModel) -> list[str]:
     """Every text the model was sent, across all requests."""
     return [str(item) for request in model.requests for item in request.get("input", [])]
@@ -100,8 +106,10 @@ async def test_another_principal_gets_409_and_never_sees_the_session(
     await owned.listed("alice", session, 1)
 
     model.requests.clear()
+    events_before = await history_length(client, alice_run["run_id"])
     refused = await owned.create("bob", "what did alice ask?", session_id=session)
     assert_error(refused, 409, "session_owned")
+    assert await history_length(client, alice_run["run_id"]) == events_before
     assert "alice" not in refused.text and SECRET not in refused.text
     # Nothing started: the model never heard of Bob's request.
     assert model.requests == []
@@ -178,15 +186,19 @@ async def test_sessions_are_generated_when_none_is_given(
     assert one["session_id"] != two["session_id"]
 
 
-async def test_another_principal_cannot_cancel_a_run(owned: Owned, model: ScriptedModel) -> None:
+async def test_another_principal_cannot_cancel_a_run(
+    client: Client, owned: Owned, model: ScriptedModel
+) -> None:
     model.script("purge it", Reply(calls=[Call("purge", {"target": "t1"})]))
     paused = (await owned.create("alice", "purge it")).json()
     assert paused["status"] == "PAUSED"
     url = f"/agents/{AGENT}/runs/{paused['run_id']}"
     bob = {"Authorization": f"Bearer {owned.keys['bob']}"}
     alice = {"Authorization": f"Bearer {owned.keys['alice']}"}
+    events_before = await history_length(client, paused["run_id"])
     assert_error(await owned.http.post(f"{url}/cancel", headers=bob), 404, "unknown_run")
     assert (await owned.http.get(url, headers=alice)).json() == paused
+    assert await history_length(client, paused["run_id"]) == events_before
     cancelled = await owned.http.post(f"{url}/cancel", headers=alice)
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "CANCELLED"
