@@ -237,19 +237,11 @@ class AgentRunWorkflow:
         self._publish()
 
     def _expire(self, record: CallRecord) -> None:
-        assert record.policy is not None and record.expires_at is not None
+        assert record.policy is not None
         result = decision_rules.expire(record)
-        self._denied(
-            record,
-            AuditKind.APPROVAL_EXPIRED,
-            result,
-            {"on_timeout": record.policy.on_timeout.value},
-        )
-        if record.policy.on_timeout is TimeoutAction.CANCEL_RUN and self._cancel_reason is None:
-            self._cancel_reason = (
-                f"run cancelled: confirmation of {record.tool_name} ({record.tool_call_id})"
-                f" expired at {record.expires_at.isoformat()}"
-            )
+        data: JsonObject = {"on_timeout": record.policy.on_timeout.value}
+        self._denied(record, AuditKind.APPROVAL_EXPIRED, result, data)
+        self._cancel_reason = self._cancel_reason or decision_rules.run_cancelled_by(record)
 
     def _deny_on_cancel(self, record: CallRecord, data: JsonObject | None = None) -> None:
         assert self._cancel_reason is not None

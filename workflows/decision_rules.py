@@ -28,6 +28,7 @@ from countersign.models import (
     ErrorCode,
     JsonObject,
     Principal,
+    TimeoutAction,
 )
 
 
@@ -227,6 +228,17 @@ def expire(record: CallRecord) -> str:
     record.state = CallState.EXPIRED
     record.result = f"denied: confirmation expired at {record.expires_at.isoformat()}"
     return record.result
+
+
+def run_cancelled_by(record: CallRecord) -> str | None:
+    """Why the run is cancelled when ``record`` expired, if its policy says to cancel it."""
+    assert record.policy is not None and record.expires_at is not None
+    if record.state is not CallState.EXPIRED or record.policy.on_timeout is TimeoutAction.DENY:
+        return None
+    return (
+        f"run cancelled: confirmation of {record.tool_name} ({record.tool_call_id})"
+        f" expired at {record.expires_at.isoformat()}"
+    )
 
 
 def cancel(record: CallRecord, reason: str, *, state: CallState = CallState.CANCELLED) -> str:

@@ -18,6 +18,7 @@ from countersign.models import (
     ErrorCode,
     JsonObject,
     Principal,
+    TimeoutAction,
 )
 from workflows import decision_rules as rules
 from workflows.decision_rules import RefusalError
@@ -301,3 +302,15 @@ def test_cancel_can_replay_as_expired_for_runs_recorded_before_cancelled_existed
     call = gated()
     rules.cancel(call, "run cancelled through Temporal", state=CallState.EXPIRED)
     assert call.state is CallState.EXPIRED
+
+
+def test_expiry_of_a_cancel_run_call_names_the_run_cancellation() -> None:
+    call = gated(on_timeout=TimeoutAction.CANCEL_RUN)
+    assert rules.run_cancelled_by(call) is None, "a waiting call cancels nothing"
+    rules.expire(call)
+    reason = rules.run_cancelled_by(call)
+    assert reason is not None
+    assert reason.startswith("run cancelled: confirmation of delete_records (c1) expired at ")
+    plain = gated()
+    rules.expire(plain)
+    assert rules.run_cancelled_by(plain) is None
