@@ -28,6 +28,7 @@ from api.examples import (
     EXAMPLE_PAUSED_RUN,
     EXAMPLE_RUN_LIST,
 )
+from countersign.limits import MAX_ID_LENGTH
 from countersign.models import (
     AuditEvent,
     CallState,
@@ -100,13 +101,18 @@ class ContinueToolEntry(BaseModel):
     ``result``...) are ignored.
     """
 
-    tool_call_id: str = Field(min_length=1)
+    # Ids and names are capped before anything reaches Temporal (422).
+    tool_call_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     confirmed: StrictBool = Field(description="true approves, false rejects; required.")
-    tool_name: str | None = Field(None, description="Must match the pending call.")
+    tool_name: str | None = Field(
+        None, max_length=MAX_ID_LENGTH, description="Must match the pending call."
+    )
     tool_args: JsonObject | None = Field(
         None, description="Must match the pending call unless the tool allows edits."
     )
-    args_digest: str | None = Field(None, description="Optional echo of the call's digest.")
+    args_digest: str | None = Field(
+        None, max_length=MAX_ID_LENGTH, description="Optional echo of the call's digest."
+    )
     note: str | None = Field(
         None,
         max_length=2000,
@@ -145,8 +151,12 @@ class ApprovalDecision(BaseModel):
     tool_args: JsonObject | None = Field(
         None, description="Edited arguments (approve only, tools that allow edits)."
     )
-    args_digest: str | None = Field(None, description="Digest of the arguments you were shown.")
-    user_id: str | None = Field(None, description="Dev mode only: who decides.")
+    args_digest: str | None = Field(
+        None, max_length=MAX_ID_LENGTH, description="Digest of the arguments you were shown."
+    )
+    user_id: str | None = Field(
+        None, max_length=MAX_ID_LENGTH, description="Dev mode only: who decides."
+    )
 
     model_config = ConfigDict(
         extra="ignore",

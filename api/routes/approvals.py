@@ -45,6 +45,7 @@ from api.schemas import (
 )
 from api.shutdown import PendingWaits
 from countersign import AgentRegistry
+from countersign.limits import MAX_ID_LENGTH
 from countersign.models import DecisionSource, ErrorCode, Principal
 from countersign.security import decision_tokens
 from countersign.settings import Settings
@@ -57,6 +58,8 @@ ApprovalId = Annotated[
     str,
     Path(
         description="`{run_id}:{tool_call_id}`",
+        # A run id, the separator and a call id: longer is refused before Temporal is asked.
+        max_length=2 * MAX_ID_LENGTH + 1,
         openapi_examples={"example": {"summary": "a pending call", "value": EXAMPLE_APPROVAL_ID}},
     ),
 ]
