@@ -144,4 +144,5 @@ class Processes:
             if process.returncode not in (0, -signal.SIGTERM):
                 problems.append(name)
         self.started.clear()
+        self.stop_problems = problems
         return problems

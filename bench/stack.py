@@ -134,7 +134,6 @@ async def running_stack(work_dir: Path, *, worker_cache: int) -> AsyncIterator[S
         yield stack
     finally:
         problems = processes.stop_all()
-        processes.stop_problems = problems
         if problems:
             logger.warning("did not stop cleanly: %s (logs in %s)", ", ".join(problems), work_dir)
 
