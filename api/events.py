@@ -67,9 +67,18 @@ class RunBodyEvent(RunPublic):
 
 
 class ErrorEvent(ErrorBody):
-    """Data of a ``RunError`` that ends a stream without a run body (the API's error)."""
+    """Data of a ``RunError`` that ends a stream without a run body (the API's error).
+
+    ``content`` repeats ``detail`` where AgentOS clients read an error event's message.
+    """
 
     event: RunEvent = RunEvent.RUN_ERROR
+    content: str = ""
+
+    @classmethod
+    def of(cls, err: ApiError) -> ErrorEvent:
+        """The event for an error the API would otherwise answer as HTTP."""
+        return cls(detail=err.detail, code=err.code, content=err.detail)
 
 
 #: The last event of a stream, by the run's status when it ends.
@@ -129,7 +138,7 @@ async def run_frames(
     try:
         after = await settle()
     except ApiError as err:
-        yield RunEvent.RUN_ERROR, ErrorEvent(detail=err.detail, code=err.code)
+        yield RunEvent.RUN_ERROR, ErrorEvent.of(err)
         return
     except Exception as err:
         # Headers are sent: what the run client reports becomes the stream's last event.
@@ -137,7 +146,7 @@ async def run_frames(
         if mapped is None:
             logger.exception("stream of run %s failed", first.run_id, exc_info=err)
             mapped = ApiError(500, ErrorCode.INTERNAL_ERROR, "internal error (logged)")
-        yield RunEvent.RUN_ERROR, ErrorEvent(detail=mapped.detail, code=mapped.code)
+        yield RunEvent.RUN_ERROR, ErrorEvent.of(mapped)
         return
     for frame in settled_events(before, after):
         yield frame

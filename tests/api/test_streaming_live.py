@@ -23,9 +23,11 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from api.main import create_app
-from tests.api.conftest import SEED_ARGS, SEED_MESSAGE
+from countersign.client import workflow_id
+from tests.api.conftest import SEED_ARGS, SEED_MESSAGE, eventually
 from tests.conftest import RunningWorker
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.security.live import serving
@@ -183,3 +185,39 @@ async def test_wait_budget_reached_without_stream_is_202(
         assert response.status_code == 202, response.text
         assert response.json()["status"] == "RUNNING"
         await cancel(http, "data_manager", response.json()["run_id"])
+
+
+async def test_shutdown_ends_the_stream_with_an_error_event(
+    client: Client, worker: RunningWorker, model: ScriptedModel
+) -> None:
+    hold_model(model)
+    app = create_app(worker.settings, client)
+    async with (
+        serving(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=60) as http,
+        aconnect_sse(
+            http, "POST", "/agents/data_manager/runs", data={"message": "held", "stream": "true"}
+        ) as source,
+    ):
+        events = source.aiter_sse()
+        started = await anext(events)
+        assert started.event == "RunStarted"
+        handle = client.get_workflow_handle(workflow_id(data(started)["run_id"]))
+
+        async def exists() -> bool:
+            try:
+                await handle.describe()
+            except RPCError:
+                return False
+            return True
+
+        # Once the run is started (and held), the stream waits for it to settle.
+        await eventually(exists, bool)
+        # What the API does on SIGTERM: the waits in flight are cancelled.
+        app.state.countersign.waits.cancel_all()
+        rest = [event async for event in events]
+        await handle.cancel()
+    assert [e.event for e in rest] == ["RunError"]
+    error = data(rest[-1])
+    assert error["code"] == "shutting_down"
+    assert error["content"] == error["detail"]
