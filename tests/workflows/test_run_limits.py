@@ -8,21 +8,34 @@ Temporal's payload limit would wedge it, and a model turn that heartbeats.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError
 
 from countersign.client import RunClient, build_run_input
-from countersign.limits import REFUSAL_ID_CHARS, REFUSAL_IDS_KEPT
+from countersign.limits import (
+    MAX_DECISIONS_PER_REQUEST,
+    MAX_ID_LENGTH,
+    REFUSAL_ID_CHARS,
+    REFUSAL_IDS_KEPT,
+    REFUSAL_REASON_CHARS,
+    RunOptions,
+)
 from countersign.models import (
     RECORD_REFUSAL_SIGNAL,
     WAIT_SETTLED_UPDATE,
     AuditKind,
+    ChatMessage,
+    DecideRequest,
+    DecisionInput,
     ErrorCode,
+    Principal,
     RefusedAttempt,
+    RunState,
     RunStatus,
     RunView,
 )
@@ -41,6 +54,7 @@ from tests.workflows.helpers import (
     eventually,
     start_paused,
 )
+from workflows.run_limits import own_call_id, state_too_large, too_many_calls
 
 DELETE = Call("delete_records", {"table_name": "users", "count": 5})
 
@@ -278,3 +292,58 @@ async def test_a_slow_model_turn_heartbeats_within_its_heartbeat_timeout(
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
     assert scheduled.heartbeat_timeout.ToTimedelta() == timedelta(seconds=1)
+
+
+# ------------------------------------------------- the pure limits, no server
+
+
+def test_own_call_id_only_when_the_models_id_cannot_serve() -> None:
+    assert own_call_id("call_0", set(), 0) is None
+    assert own_call_id("call_0", {"call_0"}, 1) == "call_0~1"
+    # Unique even against an id the model happened to choose.
+    assert own_call_id("call_0", {"call_0", "call_0~1"}, 1) == "call_0~1.1"
+    long_id = "c" * (MAX_ID_LENGTH + 1)
+    own = own_call_id(long_id, set(), 3)
+    assert own is not None and len(own) <= MAX_ID_LENGTH and own.endswith("~3")
+
+
+def test_caps_name_the_option_that_stopped_the_run() -> None:
+    options = RunOptions(max_calls_per_turn=2, max_state_bytes=10_000)
+    assert too_many_calls(2, options) is None
+    assert "max_calls_per_turn" in (too_many_calls(3, options) or "")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    state = RunState(created_at=now, updated_at=now)
+    assert state_too_large(state, options) is None
+    state.messages.append(ChatMessage(role="user", content="x" * 10_000))
+    assert "max_state_bytes" in (state_too_large(state, options) or "")
+
+
+def test_ids_names_and_decision_counts_are_capped_before_temporal() -> None:
+    too_long = "x" * (MAX_ID_LENGTH + 1)
+    fine = DecisionInput(tool_call_id="c" * MAX_ID_LENGTH, confirmed=True)
+    for bad in (
+        lambda: DecisionInput(tool_call_id=too_long, confirmed=True),
+        lambda: DecisionInput(tool_call_id="c", confirmed=True, tool_name=too_long),
+        lambda: DecisionInput(tool_call_id="c", confirmed=True, args_digest=too_long),
+        lambda: Principal(id=too_long),
+        lambda: DecideRequest(decisions=[fine] * (MAX_DECISIONS_PER_REQUEST + 1), principal=BOB),
+    ):
+        with pytest.raises(ValidationError):
+            bad()
+    DecideRequest(decisions=[fine] * MAX_DECISIONS_PER_REQUEST, principal=BOB)
+
+
+def test_a_refused_attempt_is_a_bounded_summary_whoever_builds_it() -> None:
+    attempt = RefusedAttempt(
+        principal=BOB,
+        tool_call_ids=["a" * 1000, "b", "c", "d"],
+        code=ErrorCode.UNKNOWN_CALL.value,
+        reason="r" * 10_000,
+    )
+    assert attempt.tool_call_count == 4
+    assert len(attempt.tool_call_ids) == REFUSAL_IDS_KEPT
+    assert attempt.tool_call_ids[0] == "a" * (REFUSAL_ID_CHARS - 1) + "…"
+    assert attempt.tool_call_ids[1:] == ["b", "c"]
+    assert len(attempt.reason) == REFUSAL_REASON_CHARS
+    # What travels through Temporal loads back unchanged.
+    assert RefusedAttempt.model_validate_json(attempt.model_dump_json()) == attempt
