@@ -80,8 +80,8 @@ class AgentRunWorkflow:
             updated_at=now,
         )
         self._cancel_reason: str | None = None
-        self._webhooks = WebhookQueue(input.run_id, input.agent_id, input.options)
         self._trail = AuditTrail(self._state.audit, input.run_id)
+        self._webhooks = WebhookQueue(input, self._state)
 
     # ----------------------------------------------------------------- run
 
@@ -202,7 +202,7 @@ class AgentRunWorkflow:
         self._state.status = RunStatus.PAUSED
         self._state.pause_count += 1
         self._settle()
-        self._notify(
+        self._webhooks.push(
             WebhookEvent.APPROVAL_REQUESTED,
             {"tools": [r.view().model_dump(mode="json") for r in gated]},
         )
@@ -266,7 +266,9 @@ class AgentRunWorkflow:
         self._trail.add(
             kind, workflow.now(), tool_call_id=record.tool_call_id, detail=result, data=data
         )
-        self._notify(WebhookEvent.APPROVAL_EXPIRED, {"tool": record.view().model_dump(mode="json")})
+        self._webhooks.push(
+            WebhookEvent.APPROVAL_EXPIRED, {"tool": record.view().model_dump(mode="json")}
+        )
 
     # ----------------------------------------------------------- decisions
 
@@ -381,8 +383,8 @@ class AgentRunWorkflow:
             record = decision_rules.find(self._state.calls, item.tool_call_id)
             assert record is not None and record.policy is not None
             decision = decision_rules.apply(item, record, request.principal, request.source, now)
-            self._trail.decision_recorded(record, decision, now)
-            self._notify(
+            self._trail.decision_recorded(record, decision, now, request.minted_by)
+            self._webhooks.push(
                 WebhookEvent.APPROVAL_DECIDED,
                 {
                     "tool": record.view().model_dump(mode="json"),
@@ -407,13 +409,6 @@ class AgentRunWorkflow:
 
     # ------------------------------------------------------------- helpers
 
-    def _notify(self, event: WebhookEvent, data: JsonObject) -> None:
-        """Push an event to the webhook receivers, durably, without waiting for it."""
-        if not self._input.options.webhooks:
-            return
-        self._state.webhooks_sent += 1
-        self._webhooks.push(self._state.webhooks_sent, event, data)
-
     def _finish(
         self, status: RunStatus, *, content: str | None = None, error: str | None = None
     ) -> None:
@@ -423,7 +418,7 @@ class AgentRunWorkflow:
         self._trail.refusals_summarised(self._state.refusal_repeats, workflow.now())
         self._trail.run_finished(status, error, workflow.now())
         self._settle()
-        self._notify(
+        self._webhooks.push(
             WebhookEvent.RUN_COMPLETED,
             {"status": status.value, "content": self._state.content, "error": error},
         )

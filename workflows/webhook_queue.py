@@ -18,7 +18,8 @@ with workflow.unsafe.imports_passed_through():
     from countersign.models import (
         DELIVER_WEBHOOK_ACTIVITY,
         JsonObject,
-        RunOptions,
+        RunInput,
+        RunState,
         WebhookDelivery,
         WebhookEvent,
     )
@@ -39,10 +40,11 @@ def error_message(err: BaseException) -> str:
 class WebhookQueue:
     """Webhook deliveries of one run, in order, from workflow code."""
 
-    def __init__(self, run_id: str, agent_id: str, options: RunOptions) -> None:
-        self._run_id = run_id
-        self._agent_id = agent_id
-        self._options = options
+    def __init__(self, run: RunInput, state: RunState) -> None:
+        self._run = run
+        # The count of deliveries lives in the state, so delivery ids stay
+        # unique across continue-as-new.
+        self._state = state
         self._deliveries: list[asyncio.Task[int]] = []
 
     @property
@@ -50,21 +52,21 @@ class WebhookQueue:
         """Whether no delivery is in flight."""
         return all(delivery.done() for delivery in self._deliveries)
 
-    def push(self, number: int, event: WebhookEvent, data: JsonObject) -> None:
-        """Send an event to every receiver after the ones before it.
+    def push(self, event: WebhookEvent, data: JsonObject) -> None:
+        """Send an event to every receiver after the ones before it, if the run has receivers.
 
-        Args:
-            number: The run's running count of deliveries, for a ``delivery_id``
-                that stays stable across retries (receivers drop duplicates).
-            event: What happened.
-            data: The event's body.
+        Its ``delivery_id`` (run id and running count) stays stable across
+        retries, so receivers drop duplicates.
         """
-        options = self._options
+        options = self._run.options
+        if not options.webhooks:
+            return
+        self._state.webhooks_sent += 1
         delivery = WebhookDelivery(
-            delivery_id=f"{self._run_id}:{number}",
+            delivery_id=f"{self._run.run_id}:{self._state.webhooks_sent}",
             event=event,
-            run_id=self._run_id,
-            agent_id=self._agent_id,
+            run_id=self._run.run_id,
+            agent_id=self._run.agent_id,
             occurred_at=workflow.now(),
             data=data,
         )
