@@ -114,8 +114,10 @@ class AuditTrail:
             },
         )
 
-    def decision_recorded(self, record: CallRecord, decision: Decision, at: datetime) -> None:
-        """A decision was applied to ``record``."""
+    def decision_recorded(
+        self, record: CallRecord, decision: Decision, at: datetime, minted_by: str | None = None
+    ) -> None:
+        """A decision was applied to ``record`` (``minted_by``: who issued its decision link)."""
         assert record.policy is not None
         note = f": {decision.note}" if decision.note else ""
         self.add(
@@ -132,6 +134,8 @@ class AuditTrail:
                 "approvals": len(record.approvals),
                 "approvals_required": record.policy.approvals_required,
                 "state": record.state.value,
+                # Only links carry it, so earlier trails hash as they did.
+                **({"minted_by": minted_by} if minted_by else {}),
             },
         )
 
