@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.api.enums.v1 import IndexedValueType
@@ -30,9 +32,10 @@ logger = logging.getLogger("countersign.devstack")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"})
-# Dynamic config a production deployment would also set: the default transfer
-# poll rate (20/s) delays back-to-back workflow tasks by tens of milliseconds.
-DYNAMIC_CONFIG = ("history.transferProcessorMaxPollRPS=10000",)
+# The dynamic config of a production deployment (docker-compose.yml mounts it):
+# the dev server of ``make up`` and of the tests gets the same values, read
+# from this one file, so what is tested and benchmarked is what is deployed.
+DYNAMIC_CONFIG_FILE = PROJECT_ROOT / "deploy" / "temporal-dynamicconfig.yaml"
 
 # The type names that ``temporal server start-dev --search-attribute`` and
 # ``temporal operator search-attribute create`` accept.
@@ -162,6 +165,29 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
         )
         logger.info("registered search attributes %s", ", ".join(sorted(missing)))
     return sorted(missing)
+
+
+def dynamic_config_values(path: Path = DYNAMIC_CONFIG_FILE) -> tuple[str, ...]:
+    """``KEY=VALUE`` (the value as JSON) for each key of a dynamic config file.
+
+    The dev server takes one value per key, so a key's constrained values
+    (per namespace or task queue) have no place here.
+
+    Raises:
+        StackError: A key has no unconstrained value.
+    """
+    config: dict[str, list[dict[str, Any]]] = yaml.safe_load(path.read_text()) or {}
+    values = []
+    for key, entries in config.items():
+        plain = [e["value"] for e in entries if not e.get("constraints")]
+        if len(plain) != 1:
+            raise StackError(f"{path.name}: {key} needs exactly one value without constraints")
+        values.append(f"{key}={json.dumps(plain[0])}")
+    return tuple(values)
+
+
+#: What every dev server we start gets, ``make up``, tests and benchmark alike.
+DYNAMIC_CONFIG = dynamic_config_values()
 
 
 def dynamic_config_args() -> list[str]:
