@@ -180,6 +180,21 @@ def _lookup_key(settings: Settings, key: str) -> Principal:
     return principal
 
 
+def key_principal(settings: Settings, principal_id: str) -> Principal | None:
+    """The API-key principal ``key:<id>`` as its active keys make it now, or ``None``.
+
+    ``None`` also for an id of another kind (a JWT subject cannot be looked up:
+    the identity provider holds it).
+
+    Raises:
+        AuthError: 500 ``auth_misconfigured`` when the key file is unreadable.
+    """
+    try:
+        return _key_store(settings.api_keys_file).current(principal_id)
+    except ApiKeyError as exc:
+        raise _misconfigured(str(exc)) from exc
+
+
 async def _verify_jwt(settings: Settings, token: str) -> Principal:
     config = JwtConfig.from_settings(settings)
     if not config.enabled:

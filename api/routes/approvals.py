@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import Response
 from temporalio.client import Client
 
-from api import policy
+from api import auth, policy
 from api.decisions import decide_one, nothing_to_decide, token_secret
 from api.deps import (
     Approver,
@@ -246,7 +246,7 @@ async def issue_token(
     call = gated_call(view, call_id)
     if call is None:
         raise unknown_approval(approval_id)
-    approver = _token_approver(principal, body)
+    approver = _token_approver(principal, body, settings)
     if not policy.can_decide(approver, view):
         raise policy.forbidden(f"{approver.id} may not decide calls of run {view.run_id}")
     policy.check_mint(principal, call, approver.roles)
@@ -261,6 +261,7 @@ async def issue_token(
             confirmed=body.confirmed,
             approver_id=approver.id,
             approver_roles=approver.roles,
+            minted_by=principal.id,
             call_expires_at=call.expires_at,
             ttl=timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else None,
         )
@@ -289,12 +290,34 @@ async def issue_token(
     )
 
 
-def _token_approver(principal: Principal, body: DecisionTokenCreate) -> Principal:
-    """Whom a link decides as: the caller, or the approver an admin names."""
+def _token_approver(
+    principal: Principal, body: DecisionTokenCreate, settings: Settings
+) -> Principal:
+    """Whom a link decides as: the caller, or the approver an admin names.
+
+    A named approver must be a real principal: the caller, or an API-key
+    principal (``key:<id>``) with an active key; the link's roles are among
+    those it holds now. No link can speak for an invented id or role.
+    """
     if body.approver_id is None and body.approver_roles is None:
         return principal
     if not policy.is_admin(principal):
         raise policy.forbidden("only admins may issue links for another approver")
     if body.approver_id is None:
         raise ApiError.invalid("approver_roles: give approver_id too")
-    return Principal(id=body.approver_id, roles=tuple(body.approver_roles or ()))
+    if settings.auth_disabled:
+        # Development mode trusts every claimed identity anyway.
+        return Principal(id=body.approver_id, roles=tuple(body.approver_roles or ()))
+    named = principal if body.approver_id == principal.id else None
+    named = named or auth.key_principal(settings, body.approver_id)
+    if named is None:
+        raise policy.forbidden(
+            f"{body.approver_id} is not a known principal: name yourself or an API-key"
+            " principal (key:<id>) with an active key"
+        )
+    if body.approver_roles is None:
+        return named
+    missing = sorted(set(body.approver_roles) - set(named.roles))
+    if missing:
+        raise policy.forbidden(f"{named.id} does not hold the roles {', '.join(missing)}")
+    return Principal(id=named.id, roles=tuple(body.approver_roles))

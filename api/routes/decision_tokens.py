@@ -18,6 +18,7 @@ from fastapi import APIRouter, status
 from fastapi.responses import Response
 
 from api import policy
+from api.auth import key_principal
 from api.decisions import DecisionAttempt, decide_one, nothing_to_decide, token_secret
 from api.deps import ClientDep, RegistryDep, SettingsDep, WaitsDep
 from api.errors import ApiError, responses
@@ -27,7 +28,15 @@ from api.run_responses import RUN_RESPONSES
 from api.schemas import ContinueToolEntry, DecisionTokenRedeem, RunPublic, approval_id
 from countersign.client import RunClient
 from countersign.models import DecisionSource, Principal
-from countersign.security.decision_tokens import DecisionTokenError, TokenErrorCode, verify
+from countersign.security.api_keys import KEY_PRINCIPAL_PREFIX
+from countersign.security.decision_tokens import (
+    DecisionTokenError,
+    TokenClaims,
+    TokenErrorCode,
+    verify,
+)
+from countersign.security.jwt_auth import JWT_PREFIX
+from countersign.settings import Settings
 
 logger = logging.getLogger("countersign.api")
 
@@ -71,7 +80,7 @@ async def redeem_token(
         # The reason names no part of the token; the token itself is never logged.
         logger.info("refused a decision token: %s", err.code.value)
         raise ApiError(TOKEN_STATUS[err.code], err.code, err.reason) from None
-    principal = Principal(id=claims.approver_id, roles=claims.approver_roles)
+    principal = _current_approver(claims, settings)
     approval = approval_id(claims.run_id, claims.tool_call_id)
     view = await RunClient.of(client, claims.run_id).view()
     call = gated_call(view, claims.tool_call_id)
@@ -88,7 +97,13 @@ async def redeem_token(
         # Said here even once the run has moved on, so a replayed link reads as
         # what it is rather than as "the run is not paused".
         attempt = DecisionAttempt(
-            client, None, view, principal, [entry], source=DecisionSource.TOKEN
+            client,
+            None,
+            view,
+            principal,
+            [entry],
+            source=DecisionSource.TOKEN,
+            minted_by=claims.minted_by,
         )
         await attempt.refuse(nothing_to_decide(call))
     return await decide_one(
@@ -100,4 +115,33 @@ async def redeem_token(
         registry=registry,
         settings=settings,
         waits=waits,
+        minted_by=claims.minted_by,
     )
+
+
+def _current_approver(claims: TokenClaims, settings: Settings) -> Principal:
+    """The link's approver, checked against who they are now.
+
+    An API-key approver must still have an active key holding every role the
+    link grants: revoking the key, or the role, revokes the link. A JWT
+    approver cannot be looked up (the identity provider holds it), so only
+    they themselves can have been issued the link.
+
+    Raises:
+        ApiError: 403 ``forbidden`` when the approver's key or a role is gone,
+            or the link names an id of no known kind.
+    """
+    principal = Principal(id=claims.approver_id, roles=claims.approver_roles)
+    if settings.auth_disabled or principal.id.startswith(JWT_PREFIX):
+        return principal
+    current = key_principal(settings, principal.id)
+    if not principal.id.startswith(KEY_PRINCIPAL_PREFIX):
+        raise policy.forbidden(f"the link names {principal.id}, who is no known principal")
+    if current is None:
+        raise policy.forbidden(f"{principal.id} has no active API key any more: the link is void")
+    lost = sorted(set(principal.roles) - set(current.roles))
+    if lost:
+        raise policy.forbidden(
+            f"{principal.id} no longer holds the roles {', '.join(lost)}: the link is void"
+        )
+    return principal

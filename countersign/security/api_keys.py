@@ -43,8 +43,11 @@ from countersign.models import Principal
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "csk_"
+#: API-key principals are ``key:<principal_id>``, apart from JWT subjects of the same name.
+KEY_PRINCIPAL_PREFIX = "key:"
 _KEY_ID_HEX = 16
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
+# 124 characters at most, so that ``key:<id>`` fits the 128-character id cap.
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,123}$")
 _ROLE_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _KEY_PATTERN = re.compile(rf"^{KEY_PREFIX}([0-9a-f]{{{_KEY_ID_HEX}}})_[A-Za-z0-9_-]{{20,}}$")
 
@@ -69,8 +72,8 @@ class ApiKeyRecord(BaseModel):
         return self.revoked_at is None
 
     def principal(self) -> Principal:
-        """The principal this key authenticates as."""
-        return Principal(id=self.principal_id, roles=tuple(self.roles))
+        """The principal this key authenticates as: ``key:<principal_id>``."""
+        return Principal(id=KEY_PRINCIPAL_PREFIX + self.principal_id, roles=tuple(self.roles))
 
 
 class ApiKeyFile(BaseModel):
@@ -193,6 +196,22 @@ class ApiKeyStore:
         if found is None:
             found = _match(self._active_records(fresh=True), presented)
         return found.principal() if found is not None else None
+
+    def current(self, principal_id: str) -> Principal | None:
+        """The principal ``key:<id>`` as its active keys make it now, or ``None``.
+
+        Its roles are those of all its active keys; ``None`` when it has none
+        left (every key revoked) or the id is not an API-key principal. Decision
+        links are checked against this when issued and when redeemed.
+        """
+        name = principal_id.removeprefix(KEY_PRINCIPAL_PREFIX)
+        if name == principal_id:
+            return None
+        records = [r for r in self._active_records(fresh=True) if r.principal_id == name]
+        if not records:
+            return None
+        roles = dict.fromkeys(role for r in records for role in r.roles)
+        return Principal(id=principal_id, roles=tuple(roles))
 
     # Writing.
 

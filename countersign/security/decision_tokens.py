@@ -68,6 +68,7 @@ class TokenClaims(BaseModel):
     confirmed: bool = Field(alias="k")
     approver_id: str = Field(alias="p")
     approver_roles: tuple[str, ...] = Field((), alias="g")
+    minted_by: str | None = Field(None, alias="m", description="Who issued the link")
     issued_at: int = Field(alias="i", description="Unix seconds")
     expires_at: int = Field(alias="e", description="Unix seconds")
 
@@ -106,6 +107,7 @@ def issue(
     approver_id: str,
     call_expires_at: datetime,
     approver_roles: tuple[str, ...] = (),
+    minted_by: str | None = None,
     ttl: timedelta | None = None,
     now: datetime | None = None,
 ) -> str:
@@ -122,6 +124,7 @@ def issue(
         call_expires_at: The call's ``expires_at``; the token never outlives it.
         approver_roles: The approver's roles, recorded with the decision and
             checked by the workflow against the tool's ``approver_roles``.
+        minted_by: Who issued the link; recorded with the decision.
         ttl: A shorter lifetime, if wanted.
         now: The current time (for tests).
 
@@ -143,6 +146,7 @@ def issue(
         confirmed=confirmed,
         approver_id=approver_id,
         approver_roles=tuple(approver_roles),
+        minted_by=minted_by,
         issued_at=int(now.timestamp()),
         # Round down so the token never outlives the call by a fraction of a second.
         expires_at=int(expiry.timestamp()),

@@ -15,8 +15,10 @@ names a ``kid`` the cached set lacks (the provider rotated its keys), at most
 once per ``COUNTERSIGN_JWT_JWKS_COOLDOWN`` seconds so that tokens with invented
 ``kid`` values cannot make us hammer the provider.
 
-Claims: ``sub`` is the principal id, ``roles`` a list of role names (absent
-means no roles), ``exp`` is required. With a public key or JWKS, ``aud`` and
+Claims: ``sub`` and ``iss`` make the principal id, ``jwt:<iss>:<sub>`` (``-``
+for a token without ``iss``), so the same subject from another issuer, or an
+API key of that name, is someone else; ``roles`` is a list of role names
+(absent means no roles), ``exp`` is required. With a public key or JWKS, ``aud`` and
 ``iss`` are required and checked (``COUNTERSIGN_JWT_AUDIENCE``,
 ``COUNTERSIGN_JWT_ISSUER``): an identity provider signs tokens for every
 application it serves, and only these two claims say a token is meant for us.
@@ -31,6 +33,7 @@ import jwt
 from jwt import PyJWKClient, PyJWKClientConnectionError, PyJWKClientError
 from pydantic import BaseModel, ConfigDict
 
+from countersign.limits import MAX_ID_LENGTH
 from countersign.models import Principal
 from countersign.settings import Settings
 
@@ -40,6 +43,8 @@ ES256 = "ES256"
 #: Algorithms accepted from a JWKS, each only with a key made for it.
 JWKS_ALGORITHMS = frozenset({RS256, ES256})
 MIN_HMAC_SECRET_BYTES = 32
+#: A JWT principal's id is ``jwt:<iss>:<sub>`` (``-`` for a token without ``iss``).
+JWT_PREFIX = "jwt:"
 
 
 class JwtConfigError(Exception):
@@ -242,7 +247,15 @@ def _principal(claims: dict[str, Any]) -> Principal:
     roles = claims.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise JwtError("token 'roles' claim must be a list of strings")
-    return Principal(id=sub, roles=tuple(roles))
+    issuer = claims.get("iss")
+    if issuer is not None and not isinstance(issuer, str):
+        raise JwtError("token 'iss' claim must be a string")
+    # The issuer is part of the identity: the same subject from two issuers
+    # (or an API key of that name) is another principal.
+    principal_id = f"{JWT_PREFIX}{issuer or '-'}:{sub}"
+    if len(principal_id) > MAX_ID_LENGTH:
+        raise JwtError(f"token 'iss' and 'sub' claims exceed {MAX_ID_LENGTH} characters together")
+    return Principal(id=principal_id, roles=tuple(roles))
 
 
 def looks_like_jwt(credential: str) -> bool:

@@ -37,7 +37,7 @@ def test_keys_create_prints_key_once_and_stores_hash(
     assert key not in key_file.read_text()
     principal = ApiKeyStore(key_file).lookup(key)
     assert principal is not None
-    assert (principal.id, principal.roles) == ("alice", ("approver", "viewer"))
+    assert (principal.id, principal.roles) == ("key:alice", ("approver", "viewer"))
 
 
 def test_keys_create_bad_role_fails(key_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

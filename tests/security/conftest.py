@@ -101,6 +101,11 @@ class Secure:
         token = jwt.encode(payload, self.settings.jwt_secret.get_secret_value(), "HS256")
         return self.remember(token)
 
+    @staticmethod
+    def pid(who: str) -> str:
+        """The principal id ``who`` acts as: ``key:<name>``; ``jwt:-:<name>`` for the JWT user."""
+        return f"jwt:-:{who}" if who == JWT_USER else f"key:{who}"
+
     def auth(self, who: str | None) -> dict[str, str]:
         """Headers authenticating as ``who`` (``None``: no credentials)."""
         if who is None:

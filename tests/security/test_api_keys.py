@@ -28,7 +28,7 @@ def test_create_returns_key_that_authenticates(store: ApiKeyStore) -> None:
 
     assert looks_like_api_key(created.key)
     assert created.key.startswith(f"csk_{created.record.key_id}_")
-    assert store.lookup(created.key) == Principal(id="alice", roles=("approver", "viewer"))
+    assert store.lookup(created.key) == Principal(id="key:alice", roles=("approver", "viewer"))
 
 
 def test_create_stores_only_the_hash(store: ApiKeyStore) -> None:
@@ -53,8 +53,8 @@ def test_create_keeps_earlier_keys(store: ApiKeyStore) -> None:
     second = store.create("bob", ["requester"])
 
     assert [r.key_id for r in store.records()] == [first.record.key_id, second.record.key_id]
-    assert store.lookup(first.key) == Principal(id="alice", roles=("approver",))
-    assert store.lookup(second.key) == Principal(id="bob", roles=("requester",))
+    assert store.lookup(first.key) == Principal(id="key:alice", roles=("approver",))
+    assert store.lookup(second.key) == Principal(id="key:bob", roles=("requester",))
 
 
 def test_lookup_wrong_key_returns_none(store: ApiKeyStore) -> None:
@@ -119,7 +119,7 @@ def test_key_created_elsewhere_works_on_first_use(store: ApiKeyStore) -> None:
 
     created = store.create("bob", ["viewer"])
 
-    assert api_side.lookup(created.key) == Principal(id="bob", roles=("viewer",))
+    assert api_side.lookup(created.key) == Principal(id="key:bob", roles=("viewer",))
 
 
 def test_unchanged_file_is_not_read_again(store: ApiKeyStore) -> None:
@@ -155,7 +155,7 @@ def test_key_file_replaced_through_a_symlink_is_reloaded(tmp_path: Path) -> None
     clock.now += 1
 
     assert api_side.lookup(old.key) is None
-    assert api_side.lookup(new.key) == Principal(id="bob", roles=("approver",))
+    assert api_side.lookup(new.key) == Principal(id="key:bob", roles=("approver",))
 
 
 def test_change_where_the_directory_is_not_writable_says_so(tmp_path: Path) -> None:

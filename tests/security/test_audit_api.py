@@ -38,17 +38,17 @@ async def test_read_audit_shows_every_kind_of_event(sec: Secure, model: Scripted
         return event
 
     started = one("run.started")
-    assert started["principal"] == {"id": "rita", "roles": ["requester"]}
+    assert started["principal"] == {"id": "key:rita", "roles": ["requester"]}
     requested = [e for e in events if e["kind"] == "approval.requested"]
     assert {e["tool_call_id"] for e in requested} == {purge["tool_call_id"], hurry["tool_call_id"]}
     refusal = one("approval.refused", purge)
-    assert (refusal["principal"]["id"], refusal["source"]) == ("alice", "api")  # type: ignore[index]
+    assert (refusal["principal"]["id"], refusal["source"]) == ("jwt:-:alice", "api")  # type: ignore[index]
     assert str(refusal["detail"]).startswith("args_mismatch: ")
     expired = one("approval.expired", hurry)
     assert str(expired["detail"]).startswith("denied: confirmation expired at ")
     decided = one("approval.decided", purge)
     assert (decided["principal"], decided["source"]) == (
-        {"id": "alice", "roles": ["approver"]},
+        {"id": "jwt:-:alice", "roles": ["approver"]},
         "token",
     )
     assert one("tool.executed", purge)["detail"]

@@ -46,7 +46,7 @@ async def test_authenticate_bearer_api_key_returns_principal(
         response = await http.get("/whoami")
 
     assert response.status_code == 200
-    assert response.json()["principal"] == {"id": "alice", "roles": ["approver"]}
+    assert response.json()["principal"] == {"id": "key:alice", "roles": ["approver"]}
 
 
 async def test_authenticate_x_api_key_returns_principal(
@@ -57,7 +57,7 @@ async def test_authenticate_x_api_key_returns_principal(
         response = await http.get("/whoami")
 
     assert response.status_code == 200
-    assert response.json()["principal"] == {"id": "bob", "roles": ["requester"]}
+    assert response.json()["principal"] == {"id": "key:bob", "roles": ["requester"]}
 
 
 async def test_authenticate_jwt_returns_principal(settings: Settings) -> None:
@@ -65,7 +65,7 @@ async def test_authenticate_jwt_returns_principal(settings: Settings) -> None:
         response = await http.get("/whoami")
 
     assert response.status_code == 200
-    assert response.json()["principal"] == {"id": "carol", "roles": ["viewer"]}
+    assert response.json()["principal"] == {"id": "jwt:-:carol", "roles": ["viewer"]}
 
 
 async def test_authenticate_missing_credentials_401(settings: Settings) -> None:

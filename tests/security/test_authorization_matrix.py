@@ -171,5 +171,5 @@ async def test_route_by_role_matrix(sec: Secure, model: ScriptedModel, route: Ro
         else:
             # The decision is recorded as the caller's, whatever the body says.
             [decision] = after["tools"][0]["decisions"]
-            assert decision["principal_id"] == who, (column, decision)
+            assert who is not None and decision["principal_id"] == sec.pid(who), (column, decision)
     assert got == list(zip([c for c, _ in CALLERS], route.expected, strict=True))

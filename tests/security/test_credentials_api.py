@@ -111,7 +111,7 @@ async def test_create_run_user_id_in_body_is_ignored(sec: Secure, model: Scripte
     assert response.status_code == 200, response.text
     body = response.json()
     sec.run_ids.add(body["run_id"])
-    assert (body["user_id"], body["requester"]) == ("rita", "rita")
+    assert (body["user_id"], body["requester"]) == ("key:rita", "key:rita")
 
 
 async def test_continue_user_id_in_body_is_ignored(sec: Secure, model: ScriptedModel) -> None:
@@ -127,7 +127,7 @@ async def test_continue_user_id_in_body_is_ignored(sec: Secure, model: ScriptedM
     )
     assert response.status_code == 200, response.text
     [decision] = response.json()["tools"][0]["decisions"]
-    assert (decision["principal_id"], decision["roles"]) == ("alice", ["approver"])
+    assert (decision["principal_id"], decision["roles"]) == ("jwt:-:alice", ["approver"])
 
 
 async def test_approve_jwt_principal_recorded(sec: Secure, model: ScriptedModel) -> None:
@@ -136,4 +136,4 @@ async def test_approve_jwt_principal_recorded(sec: Secure, model: ScriptedModel)
     response = await _approve_with(sec, run, token)
     assert response.status_code == 200, response.text
     [decision] = response.json()["tools"][0]["decisions"]
-    assert (decision["principal_id"], decision["roles"]) == ("jess", ["approver", "finance"])
+    assert (decision["principal_id"], decision["roles"]) == ("jwt:-:jess", ["approver", "finance"])

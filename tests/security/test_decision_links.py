@@ -41,7 +41,7 @@ async def test_redeem_token_decides_as_its_approver_once(sec: Secure, model: Scr
     assert minted.status_code == 201, minted.text
     grant = minted.json()
     assert (grant["approver_id"], grant["confirmed"], grant["args_digest"]) == (
-        "alice",
+        "jwt:-:alice",
         True,
         call["args_digest"],
     )
@@ -54,7 +54,7 @@ async def test_redeem_token_decides_as_its_approver_once(sec: Secure, model: Scr
     assert tool["state"] == "EXECUTED"
     [decision] = tool["decisions"]
     assert (decision["principal_id"], decision["roles"], decision["source"]) == (
-        "alice",
+        "jwt:-:alice",
         ["approver"],
         "token",
     )
@@ -63,7 +63,7 @@ async def test_redeem_token_decides_as_its_approver_once(sec: Secure, model: Scr
 
     replayed = await sec.redeem(grant["token"])
 
-    assert "already decided by alice" in assert_error(replayed, 409, "already_decided")
+    assert "already decided by jwt:-:alice" in assert_error(replayed, 409, "already_decided")
     assert await sec.run(run["run_id"]) == done
     assert _effects(sec) == 1
 
@@ -82,7 +82,7 @@ async def test_redeem_replayed_token_in_open_batch_refused_and_audited(
     assert await sec.run(run["run_id"]) == before
     refused = [e for e in await sec.audit(run["run_id"]) if e["kind"] == "approval.refused"]
     assert [(e["principal"]["id"], e["source"], e["data"]["code"]) for e in refused] == [
-        ("alice", "token", "already_decided")
+        ("jwt:-:alice", "token", "already_decided")
     ]
 
 
@@ -94,7 +94,7 @@ async def test_redeem_reject_token_rejects(sec: Secure, model: ScriptedModel) ->
 
     assert response.status_code == 200, response.text
     tool = response.json()["tools"][0]
-    assert (tool["state"], tool["result"]) == ("REJECTED", "rejected by alice: not today")
+    assert (tool["state"], tool["result"]) == ("REJECTED", "rejected by jwt:-:alice: not today")
     assert _effects(sec) == 0
 
 
@@ -180,7 +180,7 @@ async def test_redeem_token_with_other_digest_409_unchanged(
         tool_call_id=call["tool_call_id"],
         args_digest="0" * 64,
         confirmed=True,
-        approver_id="alice",
+        approver_id=sec.pid("alice"),
         approver_roles=("approver",),
         call_expires_at=datetime.fromisoformat(call["expires_at"]),
     )
@@ -195,14 +195,15 @@ async def test_mint_for_another_approver_admin_only(sec: Secure, model: Scripted
     run = await _paused(sec, model)
     call = run["tools"][0]
 
-    by_approver = await sec.mint("alice", call, approver_id="bob", approver_roles=["approver"])
+    bob = sec.pid("bob")
+    by_approver = await sec.mint("alice", call, approver_id=bob, approver_roles=["approver"])
     assert_error(by_approver, 403, "forbidden")
-    token = await _token(sec, "ada", call, approver_id="bob", approver_roles=["approver"])
+    token = await _token(sec, "ada", call, approver_id=bob, approver_roles=["approver"])
     used = await sec.redeem(token)
 
     assert used.status_code == 200, used.text
     [decision] = used.json()["tools"][0]["decisions"]
-    assert (decision["principal_id"], decision["roles"]) == ("bob", ["approver"])
+    assert (decision["principal_id"], decision["roles"]) == (bob, ["approver"])
 
 
 async def test_mint_without_tool_role_403(sec: Secure, model: ScriptedModel) -> None:

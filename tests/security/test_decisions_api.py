@@ -55,7 +55,7 @@ async def test_approve_replayed_in_open_batch_409_already_decided(
 
     again = await sec.approve("alice", first_call)
 
-    assert "already decided by alice" in assert_error(again, 409, "already_decided")
+    assert "already decided by jwt:-:alice" in assert_error(again, 409, "already_decided")
     assert await sec.run(run["run_id"]) == before
     assert before["status"] == "PAUSED"
     assert _effects(sec, "purge") == 0
@@ -76,7 +76,7 @@ async def test_four_eyes_requester_then_same_approver_refused_two_approvers_exec
     half = await sec.run(run["run_id"])
     assert half["status"] == "PAUSED"
     assert half["tools"][0]["state"] == "AWAITING_CONFIRMATION"
-    assert [d["principal_id"] for d in half["tools"][0]["decisions"]] == ["alice"]
+    assert [d["principal_id"] for d in half["tools"][0]["decisions"]] == [sec.pid("alice")]
     shown = await sec.http.get(f"/approvals/{call['approval_id']}", headers=sec.auth("bob"))
     assert (shown.json()["approvals"], shown.json()["approvals_required"]) == (1, 2)
 
@@ -89,7 +89,10 @@ async def test_four_eyes_requester_then_same_approver_refused_two_approvers_exec
     final = second.json()
     assert final["status"] == "COMPLETED"
     assert final["tools"][0]["state"] == "EXECUTED"
-    assert [d["principal_id"] for d in final["tools"][0]["decisions"]] == ["alice", "bob"]
+    assert [d["principal_id"] for d in final["tools"][0]["decisions"]] == [
+        sec.pid("alice"),
+        sec.pid("bob"),
+    ]
     assert _effects(sec, "wire_money") == 1
 
 
@@ -168,7 +171,7 @@ async def test_inbox_requester_sees_own_approver_sees_all(
     both = {mine["run_id"], theirs["run_id"]}
     for user, run in (("rita", mine), ("rick", theirs)):
         found = await eventually(
-            lambda u=user: inbox("alice", u), lambda ids, r=run: r["run_id"] in ids
+            lambda u=user: inbox("alice", sec.pid(u)), lambda ids, r=run: r["run_id"] in ids
         )
         assert run["run_id"] in found
     assert await inbox("rita") & both == {mine["run_id"]}

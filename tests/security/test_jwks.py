@@ -47,16 +47,16 @@ def test_rs256_and_es256_tokens_verify_with_one_fetch(idp: Jwks) -> None:
     check = verifier(idp)
 
     assert check.verify(RSA_1.token("alice", ["approver"])) == Principal(
-        id="alice", roles=("approver",)
+        id=f"jwt:{ISSUER}:alice", roles=("approver",)
     )
-    assert check.verify(EC_1.token("bob", ["viewer"])).id == "bob"
-    assert check.verify(RSA_1.token("carol", [])).id == "carol"
+    assert check.verify(EC_1.token("bob", ["viewer"])).id == f"jwt:{ISSUER}:bob"
+    assert check.verify(RSA_1.token("carol", [])).id == f"jwt:{ISSUER}:carol"
     assert idp.fetches == 1
 
 
 def test_rotated_key_accepted_after_refresh(idp: Jwks) -> None:
     check = verifier(idp)
-    assert check.verify(RSA_1.token("alice", ["approver"])).id == "alice"
+    assert check.verify(RSA_1.token("alice", ["approver"])).id == f"jwt:{ISSUER}:alice"
     new_token = RSA_2.token("alice", ["approver"])
     with pytest.raises(JwtError, match="names no key"):
         check.verify(new_token)
@@ -64,7 +64,7 @@ def test_rotated_key_accepted_after_refresh(idp: Jwks) -> None:
 
     idp.keys = [RSA_2, EC_1]
 
-    assert check.verify(new_token).id == "alice"
+    assert check.verify(new_token).id == f"jwt:{ISSUER}:alice"
     assert idp.fetches == fetches_before_rotation + 1
     # The retired key's tokens stop working once the provider drops it.
     with pytest.raises(JwtError, match="names no key"):
@@ -73,7 +73,7 @@ def test_rotated_key_accepted_after_refresh(idp: Jwks) -> None:
 
 def test_unknown_kid_refused_without_hammering_the_provider(idp: Jwks) -> None:
     check = verifier(idp, cooldown=30)
-    assert check.verify(RSA_1.token("alice", [])).id == "alice"
+    assert check.verify(RSA_1.token("alice", [])).id == f"jwt:{ISSUER}:alice"
 
     for n in range(20):
         invented = SigningKey(f"invented-{n}", "RS256", RSA_1.private)

@@ -57,7 +57,7 @@ def b64(data: bytes) -> str:
 def test_verify_hs256_returns_principal() -> None:
     verifier = JwtVerifier(JwtConfig(secret=SECRET))
 
-    assert verifier.verify(hs256()) == Principal(id="alice", roles=("approver", "viewer"))
+    assert verifier.verify(hs256()) == Principal(id="jwt:-:alice", roles=("approver", "viewer"))
 
 
 def rs256_config(key: rsa.RSAPrivateKey) -> JwtConfig:
@@ -68,7 +68,7 @@ def test_verify_rs256_returns_principal(rsa_key: rsa.RSAPrivateKey) -> None:
     verifier = JwtVerifier(rs256_config(rsa_key))
     token = jwt.encode(claims(roles=["admin"], aud=AUD, iss=ISS), rsa_key, algorithm="RS256")
 
-    assert verifier.verify(token) == Principal(id="alice", roles=("admin",))
+    assert verifier.verify(token) == Principal(id=f"jwt:{ISS}:alice", roles=("admin",))
 
 
 def test_verify_rs256_without_aud_or_iss_claim_raises(rsa_key: rsa.RSAPrivateKey) -> None:
@@ -119,7 +119,7 @@ def test_verify_expired_raises() -> None:
 def test_verify_expired_within_leeway_accepted() -> None:
     verifier = JwtVerifier(JwtConfig(secret=SECRET, leeway_seconds=120))
 
-    assert verifier.verify(hs256(exp=int(time.time()) - 60)).id == "alice"
+    assert verifier.verify(hs256(exp=int(time.time()) - 60)).id == "jwt:-:alice"
 
 
 def test_verify_without_exp_raises() -> None:
@@ -156,7 +156,7 @@ def test_verify_wrong_audience_raises() -> None:
 
     with pytest.raises(JwtError, match="audience is not accepted"):
         verifier.verify(hs256(aud="another-service"))
-    assert verifier.verify(hs256(aud="countersign")).id == "alice"
+    assert verifier.verify(hs256(aud="countersign")).id == "jwt:-:alice"
 
 
 def test_verify_wrong_issuer_raises() -> None:
@@ -164,7 +164,7 @@ def test_verify_wrong_issuer_raises() -> None:
 
     with pytest.raises(JwtError, match="issuer is not accepted"):
         verifier.verify(hs256(iss="https://evil.example"))
-    assert verifier.verify(hs256(iss="https://idp.example")).id == "alice"
+    assert verifier.verify(hs256(iss="https://idp.example")).id == "jwt:https://idp.example:alice"
 
 
 def test_verify_malformed_roles_raises() -> None:
