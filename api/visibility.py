@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import unicodedata
 
 from fastapi import status
 from temporalio.client import Client, WorkflowExecution
@@ -26,13 +27,20 @@ def literal(field: str, value: str) -> str:
     """``value`` quoted for a visibility query.
 
     Raises:
-        ApiError: 422 ``invalid_request`` for a value with quotes or
-            backslashes, which visibility queries cannot escape, or over 256
-            characters.
+        ApiError: 422 ``invalid_request`` for a value with quotes,
+            backslashes or control characters, which visibility queries cannot
+            escape, or over 256 characters.
     """
-    if any(c in value for c in "'\"\\") or len(value) > 256:
+    # A NUL in the query made Temporal's SQL visibility fail with Unavailable,
+    # answered 503 after the client's retries.
+    if (
+        any(c in value for c in "'\"\\")
+        or any(unicodedata.category(c) == "Cc" for c in value)
+        or len(value) > 256
+    ):
         raise ApiError.invalid(
-            f"{field}: must not contain quotes or backslashes (max 256 characters)"
+            f"{field}: must not contain quotes, backslashes or control characters"
+            " (max 256 characters)"
         )
     return f"'{value}'"
 
