@@ -53,7 +53,7 @@ CHECKS = [
     response_schema_conformance,
     content_type_conformance,
 ]
-EXAMPLES = int(os.environ.get("COUNTERSIGN_FUZZ_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("COUNTERSIGN_FUZZ_EXAMPLES", "30"))
 
 
 async def _seed_paused_run(client: Client, settings: Any, model: ScriptedModel) -> str:
@@ -89,10 +89,21 @@ def _fuzz(schema: Any, base_url: str, seed: Callable[[], dict[str, str]]) -> lis
         operation = result.ok()
         real = seed()
         names = {p.name for p in operation.path_parameters}
+        aim = _on_real_run(operation, names, real)
         strategies = [
-            operation.as_strategy(generation_mode=mode, **_on_real_run(operation, names, real))
+            operation.as_strategy(generation_mode=mode, **aim)
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
         ]
+        if operation.path.endswith("/continue"):
+            # Generated bodies never name the seeded call: these do, either way.
+            strategies += [
+                operation.as_strategy(
+                    body={"tools": [{"tool_call_id": EXAMPLE_CALL_ID, "confirmed": confirmed}]},
+                    media_type="application/json",
+                    **aim,
+                )
+                for confirmed in (True, False)
+            ]
         if names or operation.path == "/decision-tokens":
             # Random ids and tokens too: unknown runs, calls and agents.
             strategies += [operation.as_strategy(generation_mode=GenerationMode.POSITIVE)]
