@@ -6,10 +6,11 @@ document and checks each answer: no 5xx, every status documented, the body
 valid against the documented schema and of a documented content type.
 
 Random path ids only ever meet 404s, so each operation with path ids is also
-fuzzed with the ids of a real run paused on a real call (seeded under the
-ids the document's examples show): the generated bodies and queries then
-reach the decision code itself. The fuzzer may approve, reject or redeem on
-that run as it likes; every answer must still be a documented one.
+fuzzed with the ids of a real run paused on a real call (the call under the
+document's example call id), and ``/continue`` also with bodies that name
+that call: the generated requests then reach the decision code itself. The
+fuzzer may approve, reject or redeem on that run as it likes; every answer
+must still be a documented one.
 
 Bounded (examples per operation, no deadline) so the whole module takes
 about a minute; ``COUNTERSIGN_FUZZ_EXAMPLES`` raises the bound.
@@ -57,7 +58,7 @@ EXAMPLES = int(os.environ.get("COUNTERSIGN_FUZZ_EXAMPLES", "30"))
 
 
 async def _seed_paused_run(client: Client, settings: Any, model: ScriptedModel) -> str:
-    """A paused Data Manager run under the document's example ids; returns its run id."""
+    """A paused Data Manager run whose call has the document's example call id; its run id."""
     run_id = f"{EXAMPLE_RUN_ID[:16]}{uuid.uuid4().hex[:16]}"
     message = f"{SEED_MESSAGE} ({run_id})"
     model.script(message, Reply(calls=[Call("delete_records", SEED_ARGS, EXAMPLE_CALL_ID)]))
