@@ -351,14 +351,7 @@ class AgentRunWorkflow:
 
     @wait_settled.validator
     def _validate_wait_settled(self, after_seq: int) -> None:
-        # A sequence number the run has not reached could be waited for forever,
-        # and an open handler keeps the run from completing.
-        if after_seq > self._state.settle_seq:
-            raise RefusalError(
-                ErrorCode.SEQ_AHEAD,
-                f"the run has settled {self._state.settle_seq} times; it cannot be waited on"
-                f" from settle {after_seq}",
-            )
+        decision_rules.check_wait(after_seq, self._state.settle_seq)
 
     def _settled_after(self, seq: int) -> bool:
         # A run that ended releases every waiter, whatever it waits for.

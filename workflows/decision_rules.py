@@ -86,6 +86,23 @@ def check(
         check_one(decision, record, request.principal, requester, now)
 
 
+def check_wait(after_seq: int, settle_seq: int) -> None:
+    """Refuse a wait for a settle after ``after_seq`` when the run has not reached it.
+
+    Such a wait could last forever, and an open handler keeps the run from
+    completing.
+
+    Raises:
+        RefusalError: ``settle_seq_ahead``.
+    """
+    if after_seq > settle_seq:
+        raise RefusalError(
+            ErrorCode.SEQ_AHEAD,
+            f"the run has settled {settle_seq} times; it cannot be waited on"
+            f" from settle {after_seq}",
+        )
+
+
 def check_one(
     decision: DecisionInput,
     record: CallRecord,

@@ -314,3 +314,11 @@ def test_expiry_of_a_cancel_run_call_names_the_run_cancellation() -> None:
     plain = gated()
     rules.expire(plain)
     assert rules.run_cancelled_by(plain) is None
+
+
+def test_a_wait_beyond_the_runs_settles_is_refused() -> None:
+    rules.check_wait(3, 3)
+    rules.check_wait(0, 3)
+    with pytest.raises(RefusalError) as raised:
+        rules.check_wait(4, 3)
+    assert raised.value.code is ErrorCode.SEQ_AHEAD
