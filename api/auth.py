@@ -20,9 +20,11 @@ for any ``HTTPException``). Credentials are never logged nor echoed.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, status
 from fastapi.responses import JSONResponse
@@ -219,6 +221,56 @@ async def _verify_jwt(settings: Settings, token: str) -> Principal:
         raise unauthenticated(exc.reason, token_presented=True) from exc
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def dev_mode_problem(settings: Settings) -> str | None:
+    """Why these settings must not serve, or ``None``: development mode binds loopback only."""
+    if settings.auth_disabled and not is_loopback(settings.api_host):
+        return (
+            f"development mode (COUNTERSIGN_AUTH_DISABLED=true) trusts every caller, so it "
+            f"serves loopback only; COUNTERSIGN_API_HOST={settings.api_host} is not"
+        )
+    return None
+
+
+def _local_name(host: str) -> bool:
+    # A loopback name or address, or a single-label name (a test client's
+    # "testserver"): DNS rebinding needs a public name, which has a dot.
+    return is_loopback(host) or ("." not in host and ":" not in host.strip("[]"))
+
+
+def _check_local_request(request: Request) -> None:
+    """Refuse what a web page on another site could send to a development API.
+
+    Development mode trusts the caller's ``user_id``, so a cross-site form post
+    from the browser of whoever runs it could start runs and approve calls as
+    anyone; a rebound DNS name could read them. Browsers send ``Origin`` on
+    such posts and the rebound name as ``Host``.
+
+    Raises:
+        AuthError: 403 ``forbidden``.
+    """
+    host = urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
+    if not _local_name(host):
+        raise forbidden(f"development mode answers only loopback hosts, not {host!r}")
+    origin = request.headers.get("origin")
+    if origin is not None:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not _local_name(parts.hostname or ""):
+            raise forbidden("development mode refuses requests from other sites (Origin)")
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        raise forbidden("development mode refuses requests from other sites (Sec-Fetch-Site)")
+
+
 async def authenticate(request: Request, settings: Settings) -> Principal:
     """The principal of a request.
 
@@ -230,6 +282,7 @@ async def authenticate(request: Request, settings: Settings) -> Principal:
             ``auth_misconfigured`` when the key file or JWT keys are unusable.
     """
     if settings.auth_disabled:
+        _check_local_request(request)
         # Development mode trusts the caller's user_id (the AgentOS wire format's own field).
         user = await _claimed_user_id(request) or "dev-user"
         principal = Principal(id=user, roles=DEV_ROLES)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
-from api import errors, metrics
+from api import auth, errors, metrics
 from api.deps import AppState, rate_limit_address, rate_limit_principal
 from api.errors import ApiError
 from api.routes import agents, approvals, decision_tokens, health, runs
@@ -68,7 +68,8 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         The application; run it with ``python -m api`` or any ASGI server.
 
     Raises:
-        ValueError: When ``COUNTERSIGN_DECISION_TOKEN_SECRET`` is set but too short.
+        ValueError: When ``COUNTERSIGN_DECISION_TOKEN_SECRET`` is set but too short, or
+            development mode would serve a non-loopback host.
     """
     settings = settings or get_settings()
     secret = settings.decision_token_secret
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
         raise ValueError(
             f"COUNTERSIGN_DECISION_TOKEN_SECRET must be at least {MIN_SECRET_BYTES} bytes"
         )
+    if problem := auth.dev_mode_problem(settings):
+        raise ValueError(problem)
     app = FastAPI(
         title="Countersign",
         version="0.1.0",
