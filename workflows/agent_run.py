@@ -315,15 +315,8 @@ class AgentRunWorkflow:
             # A signal carries no proof: only the operators named when the run
             # started may decide this way. Patched: runs recorded before took
             # any signal's principal, and must replay as they ran.
-            if (
-                workflow.patched(SIGNAL_NEEDS_OPERATOR)
-                and request.principal.id not in self._input.operator_ids
-            ):
-                raise RefusalError(
-                    ErrorCode.UNAUTHORISED_DECISION,
-                    f"{request.principal.id} is not an operator: decisions by signal are"
-                    " accepted only from COUNTERSIGN_OPERATOR_IDS",
-                )
+            if workflow.patched(SIGNAL_NEEDS_OPERATOR):
+                decision_rules.check_operator(request.principal, self._input.operator_ids)
             self._check(request)
         except RefusalError as err:
             self._record_refusal(

@@ -86,6 +86,23 @@ def check(
         check_one(decision, record, request.principal, requester, now)
 
 
+def check_operator(principal: Principal, operator_ids: Sequence[str]) -> None:
+    """Refuse a decision by signal from anyone but the run's operators.
+
+    A signal carries no proof from the API, so only identities named in
+    settings when the run started may decide that way.
+
+    Raises:
+        RefusalError: ``unauthorised_decision``.
+    """
+    if principal.id not in operator_ids:
+        raise RefusalError(
+            ErrorCode.UNAUTHORISED_DECISION,
+            f"{principal.id} is not an operator: decisions by signal are"
+            " accepted only from COUNTERSIGN_OPERATOR_IDS",
+        )
+
+
 def check_wait(after_seq: int, settle_seq: int) -> None:
     """Refuse a wait for a settle after ``after_seq`` when the run has not reached it.
 

@@ -322,3 +322,10 @@ def test_a_wait_beyond_the_runs_settles_is_refused() -> None:
     with pytest.raises(RefusalError) as raised:
         rules.check_wait(4, 3)
     assert raised.value.code is ErrorCode.SEQ_AHEAD
+
+
+def test_only_the_runs_operators_may_decide_by_signal() -> None:
+    rules.check_operator(ALICE, ["alice", "bob"])
+    with pytest.raises(RefusalError) as raised:
+        rules.check_operator(NOBODY, ["alice", "bob"])
+    assert raised.value.code is ErrorCode.UNAUTHORISED_DECISION
