@@ -28,6 +28,7 @@ from api.examples import (
     EXAMPLE_PAUSED_RUN,
     EXAMPLE_RUN_LIST,
 )
+from countersign.audit_export import AuditHead
 from countersign.limits import MAX_ID_LENGTH
 from countersign.models import (
     AuditEvent,
@@ -469,6 +470,9 @@ class AuditTrail(BaseModel):
     chain_intact: bool
     first_broken_link: int | None = Field(
         None, description="Index of the first changed, removed or moved event."
+    )
+    head: AuditHead | None = Field(
+        None, description="Where the trail ends, signed by the API (COUNTERSIGN_AUDIT_HEAD_KEY)."
     )
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_AUDIT_TRAIL]})

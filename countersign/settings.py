@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     decision_proof_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, validation_alias=_env("COUNTERSIGN_DECISION_PROOF_KEYS")
     )
+    # Signs each run's audit head (countersign/audit_export.py); never enters Temporal.
+    audit_head_key: SecretStr | None = Field(
+        None, validation_alias=_env("COUNTERSIGN_AUDIT_HEAD_KEY")
+    )
     operator_ids: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("COUNTERSIGN_OPERATOR_IDS")
     )

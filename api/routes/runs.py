@@ -27,6 +27,7 @@ from api.schemas import AuditTrail, RunContinue, RunCreate, RunList, RunPublic
 from api.sessions import check_session_owner, session_context
 from api.visibility import list_item, list_page, visibility_query
 from countersign import search_attributes as sa
+from countersign.audit_export import AuditHead
 from countersign.client import NotAcceptedError, RunClient, build_run_input
 from countersign.digest import first_broken_link
 from countersign.models import ChatMessage, RunStatus, RunView
@@ -252,14 +253,23 @@ async def read_run(agent: AgentDep, run_id: str, client: ClientDep, principal: R
     responses=responses(401, 404, 503),
 )
 async def read_audit(
-    agent: AgentDep, run_id: str, client: ClientDep, principal: Reader
+    agent: AgentDep, run_id: str, client: ClientDep, principal: Reader, settings: SettingsDep
 ) -> AuditTrail:
-    """Every request, decision, refused attempt, expiry and execution, hash-chained."""
+    """Every request, decision, refused attempt, expiry and execution, hash-chained.
+
+    With ``COUNTERSIGN_AUDIT_HEAD_KEY`` set, ``head`` signs where the trail
+    ends, so an export cannot be cut short or re-hashed unnoticed.
+    """
     policy.check_read(principal, await agent_run(client, agent.id, run_id))
     events = await RunClient.of(client, run_id).audit()
     broken = first_broken_link(events)
+    key = settings.audit_head_key
     return AuditTrail(
-        run_id=run_id, events=events, chain_intact=broken is None, first_broken_link=broken
+        run_id=run_id,
+        events=events,
+        chain_intact=broken is None,
+        first_broken_link=broken,
+        head=AuditHead.sign(run_id, events, key.get_secret_value()) if key else None,
     )
 
 
