@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 from activities.llm import ModelActivities
 from activities.notify import WebhookActivities, WebhookConfigError
 from activities.tools import ToolActivities
-from countersign import AgentRegistry, ToolDeps, decision_proof, load_registry
+from countersign import AgentRegistry, ToolDeps, decision_proof, event_loop, load_registry
 from countersign.demo_db import DemoDatabase
 from countersign.logs import configure_logging
 from countersign.observability import (
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         await serve(settings, stop)
 
     try:
-        asyncio.run(run())
+        event_loop.run(run())
     except (WebhookConfigError, TemporalConfigError) as err:
         # A configuration error, not a crash: one clear line, no traceback.
         logger.error("worker not started: %s", err)

@@ -19,6 +19,7 @@ import uvicorn
 
 from api.deps import AppState
 from api.main import create_app
+from countersign import event_loop
 from countersign.logs import configure_logging
 from countersign.settings import get_settings
 
@@ -50,6 +51,8 @@ def main() -> None:
         port=settings.api_port,
         log_config=None,
         proxy_headers=True,
+        # The C parser: the pure-Python h11 costs more CPU per request.
+        http="httptools",
     )
     server = _Server(config)
 
@@ -67,7 +70,7 @@ def main() -> None:
             loop.add_signal_handler(sig, stop, sig)
         await server.serve()
 
-    asyncio.run(serve())
+    event_loop.run(serve())
     logger.info("API stopped")
 
 
