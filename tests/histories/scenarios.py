@@ -44,11 +44,15 @@ from tests.workflows.helpers import (
     request,
     running_worker,
     start_paused,
+    start_settled,
 )
 
 DELETE_50 = Call("delete_records", {"table_name": "users", "count": 50})
 NOTIFY = Call("send_notification", {"recipient": "ops", "message": "cleanup done"})
 COUNT = Call("count_rows", {"table_name": "orders"})
+# One past the default max_calls_per_turn (32). A literal, not read from
+# RunOptions: the code from before the cap records the same run with it.
+CALLS_PAST_THE_CAP = 33
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,13 @@ class Recording:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A run to record, and whether it must cross a continue-as-new."""
+    """A run to record, whether it must cross a continue-as-new, and whether it
+    is meant to end in ``ERROR`` (a run that hits a cap); any other ``ERROR``
+    is a scenario that went wrong, and is not recorded."""
 
     run: Callable[[Recording], Awaitable[RunHandle]]
     continues_as_new: bool = False
+    ends_in_error: bool = False
 
 
 async def _approve(r: Recording) -> RunHandle:
@@ -262,9 +269,10 @@ async def _paused_again(handle: RunHandle, pause_count: int) -> RunView | None:
 async def _reused_call_ids(r: Recording) -> RunHandle:
     """The model names two calls ``call_0``, in two turns.
 
-    Today the second one cannot be decided (decisions find the first, already
-    executed) and is denied when its TTL runs out; recorded so that a fix can be
-    checked against runs that went this way.
+    A decision naming ``call_0`` finds the first, already executed call, so it
+    is refused, and the second call is denied when its TTL runs out. Recorded
+    before ``unique-call-ids`` (the second call kept ``call_0``) and after (it
+    has the run's own id, ``call_0~1``, while the model still reads ``call_0``).
     """
     quick = Call("quick_delete", {"table_name": "users", "count": 10}, call_id="call_0")
     handle, _ = await start_paused(
@@ -287,6 +295,24 @@ async def _reused_call_ids(r: Recording) -> RunHandle:
         raise RuntimeError(
             "the second call_0 was decided: record the fixed shape as a new scenario"
         )
+    await handle.result()
+    return handle
+
+
+async def _too_many_calls(r: Recording) -> RunHandle:
+    """One model turn proposes more calls than ``max_calls_per_turn`` allows.
+
+    With ``run-caps`` the run ends in ERROR before running any of them; the
+    code before it ran them all (ungated, so nobody has to decide) and asked
+    the model again.
+    """
+    handle, _ = await start_settled(
+        r.client,
+        r.worker,
+        r.model,
+        "History: too many calls",
+        Reply(calls=[COUNT] * CALLS_PAST_THE_CAP),
+    )
     await handle.result()
     return handle
 
@@ -351,6 +377,7 @@ SCENARIOS: dict[str, Scenario] = {
     "four_eyes": Scenario(_four_eyes),
     "cancel_batch": Scenario(_cancel_batch),
     "reused_call_ids": Scenario(_reused_call_ids),
+    "too_many_calls": Scenario(_too_many_calls, ends_in_error=True),
     "signal_refused": Scenario(_signal_refused),
     "signal_not_operator": Scenario(_signal_not_operator),
     "continue_as_new": Scenario(_continue_as_new, continues_as_new=True),
