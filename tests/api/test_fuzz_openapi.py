@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -43,6 +44,7 @@ from api.examples import EXAMPLE_CALL_ID, EXAMPLE_RUN_ID
 from api.main import create_app
 from countersign.client import RunClient, build_run_input
 from countersign.models import Principal, RunStatus
+from countersign.security.api_keys import ApiKeyStore
 from tests.api.conftest import SEED_ARGS, SEED_MESSAGE, api_settings
 from tests.conftest import run_worker
 from tests.scripted_openai import Call, Reply, ScriptedModel
@@ -78,7 +80,9 @@ async def _seed_paused_run(client: Client, settings: Any, model: ScriptedModel) 
     return run_id
 
 
-def _fuzz(schema: Any, base_url: str, seed: Callable[[], dict[str, str]]) -> list[str]:
+def _fuzz(
+    schema: Any, base_url: str, seed: Callable[[], dict[str, str]], headers: dict[str, str]
+) -> list[str]:
     """Fuzz every operation; the failures, one report per operation that failed.
 
     ``seed`` makes a fresh paused run for each operation and returns its ids
@@ -109,7 +113,7 @@ def _fuzz(schema: Any, base_url: str, seed: Callable[[], dict[str, str]]) -> lis
             # Random ids and tokens too: unknown runs, calls and agents.
             strategies += [operation.as_strategy(generation_mode=GenerationMode.POSITIVE)]
         try:
-            calls = _fuzz_one(st.one_of(strategies), base_url)
+            calls = _fuzz_one(st.one_of(strategies), base_url, headers)
         except Exception as err:
             failures.append(f"{operation.label}: {err}")
             continue
@@ -117,7 +121,9 @@ def _fuzz(schema: Any, base_url: str, seed: Callable[[], dict[str, str]]) -> lis
     return failures
 
 
-def _fuzz_one(strategy: st.SearchStrategy[Any], base_url: str) -> list[int]:
+def _fuzz_one(
+    strategy: st.SearchStrategy[Any], base_url: str, headers: dict[str, str]
+) -> list[int]:
     """Send the cases Hypothesis draws from ``strategy``; the statuses they got."""
     statuses: list[int] = []
 
@@ -130,7 +136,9 @@ def _fuzz_one(strategy: st.SearchStrategy[Any], base_url: str) -> list[int]:
         suppress_health_check=list(HealthCheck),
     )
     def fuzz(case: Any) -> None:
-        response = case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=60)
+        response = case.call_and_validate(
+            base_url=base_url, headers=headers, checks=CHECKS, timeout=60
+        )
         statuses.append(response.status_code)
 
     fuzz()
@@ -144,16 +152,30 @@ def _on_real_run(operation: Any, names: set[str], real: dict[str, str]) -> dict[
     return {"path_parameters": {name: real[name] for name in names}} if names else {}
 
 
+@pytest.mark.parametrize("auth", [False, True], ids=["development-mode", "admin-api-key"])
 async def test_api_answers_every_generated_request_as_documented(
-    client: Client, model: ScriptedModel, tmp_path: Path
+    client: Client, model: ScriptedModel, tmp_path: Path, auth: bool
 ) -> None:
+    # With authentication on, as an admin (every route open, no rate limit), so
+    # the generated requests reach past authentication as far as in development mode.
+    secured: dict[str, object] = {
+        "auth_disabled": False,
+        "api_keys_file": tmp_path / "api_keys.json",
+        "rate_limit_per_minute": 0,
+        "rate_limit_roles": {},
+    }
     settings_ = api_settings(
         model,
         tmp_path,
         f"tq-fuzz-{uuid.uuid4()}",
         decision_token_secret=secrets.token_urlsafe(40),
         wait_budget=10.0,
+        **(secured if auth else {}),
     )
+    headers = {}
+    if auth:
+        key = ApiKeyStore(settings_.api_keys_file).create("fuzz-admin", ["admin"]).key
+        headers = {"Authorization": f"Bearer {key}"}
     app = create_app(settings_, client)
     async with run_worker(client, settings_), serving(app) as url:
         loop = asyncio.get_running_loop()
@@ -162,7 +184,9 @@ async def test_api_answers_every_generated_request_as_documented(
             run_id = await _seed_paused_run(client, settings_, model)
             approval = f"{run_id}:{EXAMPLE_CALL_ID}"
             async with httpx.AsyncClient(base_url=url) as http:
-                minted = await http.post(f"/approvals/{approval}/tokens", json={"confirmed": True})
+                minted = await http.post(
+                    f"/approvals/{approval}/tokens", json={"confirmed": True}, headers=headers
+                )
             assert minted.status_code == 201, minted.text
             token: str = minted.json()["token"]
             return {
@@ -178,5 +202,5 @@ async def test_api_answers_every_generated_request_as_documented(
         schema = schemathesis.openapi.from_dict(app.openapi())
         # Hypothesis runs blocking requests: in a thread, so the worker and the
         # API, on this event loop, keep serving them.
-        failures = await asyncio.to_thread(_fuzz, schema, url, seed_from_thread)
+        failures = await asyncio.to_thread(_fuzz, schema, url, seed_from_thread, headers)
     assert failures == [], "\n\n".join(failures)
