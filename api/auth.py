@@ -46,6 +46,8 @@ from countersign.settings import Settings
 logger = logging.getLogger(__name__)
 
 DEV_ROLES = ("requester", "approver", "viewer", "admin")
+#: Development-mode principals are ``dev:<user_id>``, apart from every real identity.
+DEV_PREFIX = "dev:"
 
 
 class AuthError(HTTPException):
@@ -285,7 +287,7 @@ async def authenticate(request: Request, settings: Settings) -> Principal:
         _check_local_request(request)
         # Development mode trusts the caller's user_id (the AgentOS wire format's own field).
         user = await _claimed_user_id(request) or "dev-user"
-        principal = Principal(id=user, roles=DEV_ROLES)
+        principal = Principal(id=DEV_PREFIX + user, roles=DEV_ROLES)
     else:
         presented = _credential(request)
         if presented is None:

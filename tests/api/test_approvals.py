@@ -40,7 +40,7 @@ async def test_inbox_lists_pending_calls(api: Api, model: ScriptedModel) -> None
     )
     listed = await eventually(lambda: inbox(api, user_id=user), lambda a: len(a) == 2)
     assert {a["approval_id"] for a in listed} == {t["approval_id"] for t in run["tools"]}
-    assert all(a["run_id"] == run["run_id"] and a["requester"] == user for a in listed)
+    assert all(a["run_id"] == run["run_id"] and a["requester"] == f"dev:{user}" for a in listed)
     only_wires = await inbox(api, user_id=user, tool_name="wire_money")
     assert [a["tool_name"] for a in only_wires] == ["wire_money"]
     assert await inbox(api, user_id=user, agent_id="data_manager") == []
@@ -81,7 +81,7 @@ async def test_approve_with_note_completes_run(
     assert done["status"] == "COMPLETED"
     [tool] = done["tools"]
     assert tool["result"] == "resized v1 to 10 GB"
-    assert tool["decisions"][0]["principal_id"] == "ann"
+    assert tool["decisions"][0]["principal_id"] == "dev:ann"
     assert tool["decisions"][0]["note"] == "capacity checked"
     decided = await api.http.get(f"/approvals/{call['approval_id']}")
     assert decided.json()["state"] == "EXECUTED"
@@ -98,8 +98,8 @@ async def test_reject_tells_the_model(api: Api, model: ScriptedModel) -> None:
     assert response.status_code == 200, response.text
     done = response.json()
     assert done["tools"][0]["state"] == "REJECTED"
-    assert done["tools"][0]["result"] == "rejected by ann: not now"
-    assert "rejected by ann: not now" in done["content"]
+    assert done["tools"][0]["result"] == "rejected by dev:ann: not now"
+    assert "rejected by dev:ann: not now" in done["content"]
 
 
 async def test_approve_decided_approval_not_paused(api: Api, model: ScriptedModel) -> None:

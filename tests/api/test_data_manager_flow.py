@@ -59,7 +59,7 @@ async def test_continue_confirmed_completes_with_result(
     assert tool["state"] == "EXECUTED"
     assert tool["result"].startswith("Deleted 50 records from users")
     assert tool["tool_call_error"] is False
-    assert [d["principal_id"] for d in tool["decisions"]] == ["test_user"]
+    assert [d["principal_id"] for d in tool["decisions"]] == ["dev:test_user"]
     assert "Deleted 50 records from users" in body["content"]
     assert worker.db.count("users") == 950
     assert await api.get_run(paused["run_id"]) == body

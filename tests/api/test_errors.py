@@ -295,7 +295,7 @@ async def test_continue_same_approver_twice(api: Api, model: ScriptedModel) -> N
     assert once.status_code == 200, once.text
     after_alice = once.json()
     assert after_alice["status"] == "PAUSED"
-    assert [d["principal_id"] for d in after_alice["tools"][0]["decisions"]] == ["alice"]
+    assert [d["principal_id"] for d in after_alice["tools"][0]["decisions"]] == ["dev:alice"]
     response = await api.continue_run(run, [decision(run["tools"][0])], user_id="alice")
     assert_error(response, 409, "already_approved_by_principal")
     await assert_unchanged(api, after_alice)
@@ -320,7 +320,7 @@ async def test_refused_decision_recorded_in_audit(api: Api, model: ScriptedModel
     )
     refused = next(e for e in trail["events"] if e["kind"] == "approval.refused")
     assert refused["data"]["code"] == "unknown_tool_call"
-    assert refused["principal"]["id"] == "test_user"
+    assert refused["principal"]["id"] == "dev:test_user"
     assert trail["chain_intact"] is True
     await assert_unchanged(api, run)
 

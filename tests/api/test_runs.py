@@ -31,7 +31,7 @@ async def test_create_run_json_body(api: Api, model: ScriptedModel) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "PAUSED"
-    assert body["requester"] == "bob"
+    assert body["requester"] == "dev:bob"
     assert len(body["session_id"]) == 32
 
 
@@ -71,7 +71,7 @@ async def test_continue_rejected_call_does_not_run(
     assert done["status"] == "COMPLETED"
     assert done["tools"][0]["state"] == "REJECTED"
     assert done["tools"][0]["confirmed"] is False
-    assert done["tools"][0]["result"] == "rejected by test_user: too many"
+    assert done["tools"][0]["result"] == "rejected by dev:test_user: too many"
     assert worker.db.count("users") == 1000
 
 
