@@ -18,6 +18,12 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    # One module per import: `from workflows import x` loads x inside the
+    # sandbox for every run (the parent package is not passed through).
+    import workflows.decision_rules as decision_rules
+    import workflows.run_limits as run_limits
+    import workflows.steps as steps
+    import workflows.visibility as visibility
     from countersign import decision_proof
     from countersign.digest import args_digest
     from countersign.models import (
@@ -47,7 +53,6 @@ with workflow.unsafe.imports_passed_through():
         TimeoutAction,
         WebhookEvent,
     )
-    from workflows import decision_rules, run_limits, steps, visibility
     from workflows.audit_trail import AuditTrail
     from workflows.decision_rules import RefusalError
     from workflows.webhook_queue import WebhookQueue, error_message
