@@ -56,7 +56,7 @@ _STREAM_DOC = (
     description="Form-encoded as in the AgentOS wire format, or JSON. Returns once the run "
     "settles." + _STREAM_DOC,
     response_model=RunPublic,
-    responses={**RUN_RESPONSES, **responses(401, 403, 404, 422, 503)},
+    responses={**RUN_RESPONSES, **responses(401, 403, 404, 409, 422, 503)},
     openapi_extra=request_body(
         RunCreate,
         {
