@@ -7,6 +7,8 @@ from the docstring, and the confirmation policy from the decorator's arguments.
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import inspect
 import re
 from collections.abc import Callable, Mapping
@@ -83,7 +85,13 @@ class Tool:
 
     @property
     def parameters_schema(self) -> dict[str, Any]:
-        """JSON schema of the arguments, as sent to the model."""
+        """JSON schema of the arguments, as sent to the model (a copy the caller may change)."""
+        return copy.deepcopy(self._parameters_schema)
+
+    @functools.cached_property
+    def _parameters_schema(self) -> dict[str, Any]:
+        # Once per tool: pydantic builds it anew on every call, about a
+        # millisecond of the worker's CPU per tool and model turn.
         schema = self.args_model.model_json_schema()
         schema.pop("title", None)
         for prop in schema.get("properties", {}).values():
