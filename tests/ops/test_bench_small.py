@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bench.measure import PROCESSES
 from bench.profile import summarise_stacks
 from bench.report import LABELS, TARGETS
@@ -111,7 +113,8 @@ def test_small_bench_writes_every_figure(tmp_path: Path) -> None:
         assert label.format(concurrency=results["config"]["concurrency"]) in table
 
 
-def test_interrupted_bench_stops_what_it_started(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_bench_stops_what_it_started(tmp_path: Path, stop: signal.Signals) -> None:
     process = subprocess.Popen(
         bench_command(tmp_path, "--passes", "50"),
         cwd=PROJECT_ROOT,
@@ -129,7 +132,7 @@ def test_interrupted_bench_stops_what_it_started(tmp_path: Path) -> None:
             if "pass 1/50" in line:
                 break
         assert set(pids) == {"temporal", "model", "worker", "api", "bare"}, "".join(seen)[-4000:]
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         rest = process.communicate(timeout=120)[1]
     finally:
         if process.poll() is None:
