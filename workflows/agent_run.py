@@ -15,7 +15,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     # One module per import: `from workflows import x` loads x inside the
@@ -69,6 +69,8 @@ SIGNAL_NEEDS_OPERATOR = "decide-signal-needs-operator"
 UNIQUE_CALL_IDS = "unique-call-ids"
 # workflow.patched id: too many calls in a turn, or too large a state, end the run.
 RUN_CAPS = "run-caps"
+# workflow.patched id: a cancel through Temporal during a model turn is the cancel.
+CANCEL_IN_MODEL_TURN = "cancel-in-model-turn"
 
 
 @workflow.defn(name=RUN_WORKFLOW)
@@ -140,23 +142,40 @@ class AgentRunWorkflow:
                 if self._cancel_reason is not None:
                     self._finish(RunStatus.CANCELLED, error=self._cancel_reason)
         except ActivityError as err:
+            # A cancel through Temporal during a model turn cancels its activity,
+            # which surfaces here, not as CancelledError: it is the operator's
+            # cancel, not a failed turn. Patched: runs recorded before ended
+            # ERROR and completed, and must replay as they ran.
+            if (
+                is_cancelled_exception(err)
+                and workflow.cancellation_reason() is not None
+                and workflow.patched(CANCEL_IN_MODEL_TURN)
+            ):
+                await self._cancelled_through_temporal()
+                raise
             self._finish(RunStatus.ERROR, error=error_message(err))
         except asyncio.CancelledError:
-            # Cancelled through Temporal (UI, CLI, API): record it, deny what still
-            # waits, and let waiting callers see the outcome before the cancel.
             if not workflow.patched(RECORD_OPERATOR_CANCEL):
                 raise
-            self._cancel_reason = "run cancelled through Temporal"
-            for record in state.pending:
-                self._deny_on_cancel(record, {"run_cancelled": True})
-            self._finish(RunStatus.CANCELLED, error=self._cancel_reason)
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            await self._webhooks.drain()
+            await self._cancelled_through_temporal()
             raise
         # Decisions and waiters still in flight must see the final state.
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._webhooks.drain()
         return self._view()
+
+    async def _cancelled_through_temporal(self) -> None:
+        """Record a cancel through Temporal (UI, CLI, API) as the run's end.
+
+        What still waits is denied, and waiting callers see the outcome before
+        the workflow closes cancelled.
+        """
+        self._cancel_reason = "run cancelled through Temporal"
+        for record in self._state.pending:
+            self._deny_on_cancel(record, {"run_cancelled": True})
+        self._finish(RunStatus.CANCELLED, error=self._cancel_reason)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._webhooks.drain()
 
     async def _handle_calls(self, turn: int, calls: list[ProposedCall]) -> None:
         records = [self._record_call(turn, call) for call in calls]

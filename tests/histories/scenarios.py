@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowFailureError
 
-from countersign.client import DecisionRefusedError, RunClient
+from countersign.client import DecisionRefusedError, RunClient, build_run_input
 from countersign.models import (
     DECIDE_SIGNAL,
     RECORD_REFUSAL_SIGNAL,
@@ -26,12 +26,14 @@ from countersign.models import (
     RunStatus,
     RunView,
 )
+from tests.agents_for_tests import AGENT_ID
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.webhook_receiver import Receiver, webhook_receiver
 from tests.workflows.helpers import (
     ALICE,
     BOB,
     CAROL,
+    OPERATORS,
     WAIT,
     RunHandle,
     Worker,
@@ -153,6 +155,34 @@ async def _operator_cancel(r: Recording) -> RunHandle:
     with contextlib.suppress(WorkflowFailureError):
         await handle.result()
     return handle
+
+
+async def _model_turn_cancel(r: Recording) -> RunHandle:
+    """A run cancelled through Temporal while the model is still answering.
+
+    Before ``cancel-in-model-turn`` the cancelled model turn read as a failed
+    one: the run ended ``ERROR`` and the workflow completed. With it the run
+    ends ``CANCELLED`` and the workflow closes cancelled.
+    """
+    message = "History: model turn cancel"
+    # Longer than the cancel takes to arrive; the cancel does not wait for it.
+    r.model.script(message, Reply(text="too late", delay=10))
+    run = build_run_input(
+        r.worker.settings, agent_id=AGENT_ID, message=message, requester=ALICE
+    ).model_copy(update={"operator_ids": OPERATORS})
+    started, _ = await RunClient.start(r.client, run, task_queue=r.worker.task_queue, wait=None)
+    handle = started.handle
+    await eventually(
+        lambda: _asked(r.model, message), what="the model turn to be waiting on the model"
+    )
+    await handle.cancel()
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    return handle
+
+
+async def _asked(model: ScriptedModel, message: str) -> bool:
+    return bool(model.requests_for(message))
 
 
 @contextlib.asynccontextmanager
@@ -376,6 +406,7 @@ SCENARIOS: dict[str, Scenario] = {
     "two_batches": Scenario(_two_batches),
     "four_eyes": Scenario(_four_eyes),
     "cancel_batch": Scenario(_cancel_batch),
+    "model_turn_cancel": Scenario(_model_turn_cancel),
     "reused_call_ids": Scenario(_reused_call_ids),
     "too_many_calls": Scenario(_too_many_calls, ends_in_error=True),
     "signal_refused": Scenario(_signal_refused),
