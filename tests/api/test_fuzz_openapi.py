@@ -56,7 +56,7 @@ CHECKS = [
     response_schema_conformance,
     content_type_conformance,
 ]
-EXAMPLES = int(os.environ.get("COUNTERSIGN_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("COUNTERSIGN_FUZZ_EXAMPLES", "20"))
 
 
 async def _seed_paused_run(client: Client, settings: Any, model: ScriptedModel) -> str:
