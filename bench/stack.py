@@ -27,16 +27,12 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from bench.procs import ROOT, Processes, free_port, poll_until
-from devstack.temporal_server import DYNAMIC_CONFIG, dev_server_args, temporal_cli
+from devstack.temporal_server import dev_server_args, temporal_cli
 
 logger = logging.getLogger("bench")
 
 NAMESPACE = "default"
 STARTUP_TIMEOUT = 90.0
-# Eager activity dispatch is what issue 11 asks every deployment to enable;
-# added here while the dev stack's own list lacks it, so both columns of the
-# benchmark are measured with it.
-EAGER_ACTIVITIES = "system.enableActivityEagerExecution=true"
 
 
 def compile_sources() -> None:
@@ -55,11 +51,12 @@ def compile_sources() -> None:
 
 
 def server_args() -> list[str]:
-    """The dynamic config and search attribute flags the benchmark's server gets."""
-    args = dev_server_args()
-    if EAGER_ACTIVITIES not in DYNAMIC_CONFIG:
-        args += ["--dynamic-config-value", EAGER_ACTIVITIES]
-    return args
+    """The benchmark's server flags: those of every dev server the project starts.
+
+    The dynamic config comes from ``deploy/temporal-dynamicconfig.yaml``
+    (eager activities, the transfer poll rate), as for ``make up`` and the tests.
+    """
+    return dev_server_args()
 
 
 _PROJECT_PREFIXES = ("COUNTERSIGN_", "TEMPORAL_", "OPENAI_", "OTEL_")
