@@ -310,9 +310,9 @@ class AgentRunWorkflow:
         self._apply(request)
         applied = [d.tool_call_id for d in request.decisions]
         if self._state.status is RunStatus.PAUSED and self._state.pending:
-            return DecideResult(applied=applied, run=self._view())
+            return DecideResult(applied=applied, run=self._settled_view())
         await workflow.wait_condition(lambda: self._settled_after(settled_before))
-        return DecideResult(applied=applied, run=self._view())
+        return DecideResult(applied=applied, run=self._settled_view())
 
     @decide.validator
     def _validate_decide(self, request: DecideRequest) -> None:
@@ -362,9 +362,9 @@ class AgentRunWorkflow:
 
     @workflow.update(name=WAIT_SETTLED_UPDATE)
     async def wait_settled(self, after_seq: int) -> RunView:
-        """Return the run once it settles (pauses or ends) after ``after_seq``."""
+        """The run once it settles (pauses or ends) after ``after_seq``, without its messages."""
         await workflow.wait_condition(lambda: self._settled_after(after_seq))
-        return self._view()
+        return self._settled_view()
 
     @wait_settled.validator
     def _validate_wait_settled(self, after_seq: int) -> None:
@@ -448,3 +448,9 @@ class AgentRunWorkflow:
 
     def _view(self) -> RunView:
         return RunView.of(self._input, self._state)
+
+    def _settled_view(self) -> RunView:
+        # The answer of an update is written to history and crosses the SDK
+        # twice; its callers answer with the status and the calls, never the
+        # conversation, which the state query and the run's result still carry.
+        return self._view().model_copy(update={"messages": []})
