@@ -161,7 +161,7 @@ async def test_authenticate_dev_mode_trusts_user_id(tmp_path: Path) -> None:
         response = await http.get("/whoami", params={"user_id": "dave"})
 
     assert response.status_code == 200
-    assert response.json()["principal"]["id"] == "dave"
+    assert response.json()["principal"]["id"] == "dev:dave"
     assert "admin" in response.json()["principal"]["roles"]
 
 
