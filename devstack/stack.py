@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import secrets
 import signal
 import sys
 import time
@@ -76,6 +77,9 @@ def child_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, 
     env = dict(base)
     env["TEMPORAL_ADDRESS"] = settings.temporal_address
     env.setdefault("COUNTERSIGN_AUTH_DISABLED", "true")
+    # The worker and the API share a fresh decision-proof key, so a decide
+    # update sent around the API (temporal workflow update ...) is refused.
+    env.setdefault("COUNTERSIGN_DECISION_PROOF_KEYS", secrets.token_urlsafe(40))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
