@@ -46,7 +46,7 @@ from api.schemas import (
 from api.shutdown import PendingWaits
 from countersign import AgentRegistry
 from countersign.limits import MAX_ID_LENGTH
-from countersign.models import DecisionSource, ErrorCode, Principal
+from countersign.models import CallState, DecisionSource, ErrorCode, Principal
 from countersign.security import decision_tokens
 from countersign.settings import Settings
 
@@ -142,6 +142,15 @@ async def _decide(
     waits: PendingWaits,
 ) -> Response:
     view, call_id = await locate(client, approval, principal)
+    call = gated_call(view, call_id)
+    if (
+        call is not None
+        and call.state is CallState.CANCELLED
+        and policy.can_decide(principal, view)
+    ):
+        # Why nothing can be decided, as a decision link says it, rather than
+        # "the run is not paused".
+        raise nothing_to_decide(call)
     entry = ContinueToolEntry(
         tool_call_id=call_id,
         confirmed=confirmed,
