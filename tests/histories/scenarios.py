@@ -347,6 +347,28 @@ async def _too_many_calls(r: Recording) -> RunHandle:
     return handle
 
 
+async def _state_too_large(r: Recording) -> RunHandle:
+    """A tool's output grows the run state past ``max_state_bytes``.
+
+    With ``run-caps`` the run ends in ERROR before the next model turn. Only
+    this cap's new branch is pinned: the code before the cap read no
+    ``max_state_bytes``, so a run of that code meets the cap's default (1 MB)
+    only with a history far too large to keep here.
+    """
+    message = "History: state too large"
+    r.model.script(message, Reply(calls=[Call("big_report", {})]))
+    run = build_run_input(r.worker.settings, agent_id=AGENT_ID, message=message, requester=ALICE)
+    run = run.model_copy(
+        update={
+            "operator_ids": OPERATORS,
+            "options": run.options.model_copy(update={"max_state_bytes": 20_000}),
+        }
+    )
+    started, _ = await RunClient.start(r.client, run, task_queue=r.worker.task_queue, wait=WAIT)
+    await started.handle.result()
+    return started.handle
+
+
 async def _signal_refused(r: Recording) -> RunHandle:
     """A refused decide signal and a refusal the API records, then a signal approval."""
     handle, paused = await start_paused(
@@ -409,6 +431,7 @@ SCENARIOS: dict[str, Scenario] = {
     "model_turn_cancel": Scenario(_model_turn_cancel),
     "reused_call_ids": Scenario(_reused_call_ids),
     "too_many_calls": Scenario(_too_many_calls, ends_in_error=True),
+    "state_too_large": Scenario(_state_too_large, ends_in_error=True),
     "signal_refused": Scenario(_signal_refused),
     "signal_not_operator": Scenario(_signal_not_operator),
     "continue_as_new": Scenario(_continue_as_new, continues_as_new=True),
