@@ -64,6 +64,9 @@ SECRET_OWNERS: dict[str, set[str]] = {
     "webhook_secrets": {"worker"},
     "jwt_secret": {"api"},
     "decision_token_secret": {"api"},
+    # The API signs decisions with it, the worker's validator checks them.
+    "decision_proof_keys": {"worker", "api"},
+    "audit_head_key": {"api"},
 }
 
 #: Settings only one side reads: handing them to the other is a leak or noise.
@@ -81,6 +84,8 @@ API_ONLY = {
     "jwt_issuer",
     "jwt_leeway",
     "decision_token_secret",
+    "audit_head_key",
+    "operator_ids",
     "rate_limit_per_minute",
     "rate_limit_roles",
     "wait_budget",
