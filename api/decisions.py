@@ -1,10 +1,13 @@
 """One attempt at deciding calls of a run, from ``/continue`` or the approvals API.
 
 The API checks what only it can check (the session, that the run is paused,
-edited arguments against the tool's schema); the workflow's ``decide``
-validator checks everything else. Either way a refusal becomes an HTTP error
-and, best effort, an event in the run's audit trail. The principal always comes
-from the credentials, never from the body.
+edited arguments against the tool's schema) and signs the request with the
+decision-proof key (:mod:`countersign.decision_proof`); the workflow's
+``decide`` validator checks the proof and everything else. Either way a
+refusal becomes an HTTP error and, best effort, an event in the run's audit
+trail, except for a caller who may not decide the run at all, and within a
+budget per caller, so refusals cannot grow a run's history without bound. The
+principal always comes from the credentials, never from the body.
 """
 
 from __future__ import annotations

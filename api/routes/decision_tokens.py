@@ -3,8 +3,10 @@
 The token (issued by ``POST /approvals/{approval_id}/tokens``) is the only
 credential: it names the run, the call, the arguments' digest, approve or
 reject, the approver and their roles, and a deadline. The decision is recorded
-as that approver's, with source ``token``. Single use is the workflow's: a
-second redemption is refused as ``already_decided`` and changes nothing.
+as that approver's, with source ``token``, and with who minted the link. Single
+use is the workflow's: a second redemption is refused as ``already_decided``
+and changes nothing. An API-key approver is checked again at redemption: a
+revoked key or a lost role voids the link.
 
 The token travels in the body, never in the URL, so it does not end up in
 access logs or browser history; an e-mail link should open a page that posts it.
