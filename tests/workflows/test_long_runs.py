@@ -132,6 +132,9 @@ def script(message: str) -> list[Reply]:
     return replies
 
 
+# 61 model turns and a dev server of its own: about 25 s alone, several times
+# that on a loaded machine, past the suite's default 180 s.
+@pytest.mark.timeout(480)
 async def test_long_run_continues_as_new_within_limits(
     suggesting_env: WorkflowEnvironment, model: ScriptedModel, tmp_path: Path
 ) -> None:
