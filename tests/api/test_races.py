@@ -43,7 +43,7 @@ async def sec(secure_api: SecureFactory) -> AsyncIterator[Secure]:
 #: What a loser hears: the workflow refused it because the call was decided, or
 #: the API read the run after the winner had resumed it.
 LOSING_CODES = {"already_decided", "not_paused"}
-RUNS_IN_FLIGHT = 20
+RUNS_IN_FLIGHT = 10
 
 
 def name_of(decision: dict[str, Any]) -> str:
