@@ -243,6 +243,8 @@ def _check_flows(
     verdict.orphan_create_answers = dict(answers)
     for flow in flows:
         if flow.run_id is not None and flow.run_id not in views:
+            # The API answered the create with this run, so it must exist.
+            verdict.lost += 1
             problems.append(f"flow {flow.index}: run {flow.run_id} is not in Temporal")
             continue
         for call in flow.calls:
