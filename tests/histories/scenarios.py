@@ -286,6 +286,43 @@ async def _webhooks_in_flight(r: Recording) -> RunHandle:
     return handle
 
 
+async def _updates_continue_as_new(r: Recording) -> RunHandle:
+    """A run driven through the updates the API sends: ``wait_settled``, then ``decide``.
+
+    An attached update used to hold the continue-as-new off until the run
+    settled again, so this run crossed the suggestion with callers attached
+    and continued as new only after the last pause, decided by signal. With
+    ``release-waiters-for-continue-as-new`` the run answers the attached
+    callers with its current view at the first suggestion and continues as new
+    there; the client attaches again to the new execution.
+    """
+    message = "History: updates continue as new"
+    second = Call("delete_records", {"table_name": "orders", "count": 5})
+    r.model.script(
+        message,
+        Reply(calls=[COUNT]),
+        Reply(calls=[COUNT]),
+        Reply(calls=[DELETE_50]),
+        Reply(calls=[second]),
+        Reply(calls=[COUNT]),
+        Reply(text="done"),
+    )
+    run = build_run_input(
+        r.worker.settings, agent_id=AGENT_ID, message=message, requester=ALICE
+    ).model_copy(update={"operator_ids": OPERATORS})
+    started, _ = await RunClient.start(r.client, run, task_queue=r.worker.task_queue, wait=WAIT)
+    # Not pinned to the first execution: decisions go to the one that waits.
+    latest = RunClient.of(r.client, run.run_id)
+    first = await eventually(lambda: _paused_again(latest.handle, 1), what="the first pause")
+    await latest.decide(request({first.pending[0].tool_call_id: True}), wait=WAIT)
+    paused = await eventually(lambda: _paused_again(latest.handle, 2), what="the second pause")
+    # By signal: the code before the patch continues as new only once no
+    # update is attached, and every scenario here must cross one.
+    await _signal_decision(latest.handle, paused.pending[0].tool_call_id, confirmed=True)
+    await started.handle.result()
+    return started.handle
+
+
 async def _received(receiver: Receiver, count: int) -> bool:
     return len(receiver.events) >= count
 
@@ -436,4 +473,5 @@ SCENARIOS: dict[str, Scenario] = {
     "signal_not_operator": Scenario(_signal_not_operator),
     "continue_as_new": Scenario(_continue_as_new, continues_as_new=True),
     "webhooks_in_flight": Scenario(_webhooks_in_flight, continues_as_new=True),
+    "updates_continue_as_new": Scenario(_updates_continue_as_new, continues_as_new=True),
 }
