@@ -272,7 +272,8 @@ class RunClient:
         started = cls(await operation.workflow_handle())
         if wait is None:
             return started, None
-        return started, await _result_within(update.result(), _remaining(deadline))
+        view = await _result_within(update.result(), _remaining(deadline))
+        return started, await cls.of(client, run.run_id)._follow(view, deadline)
 
     async def decide(
         self, request: DecideRequest, *, wait: timedelta | None
@@ -316,9 +317,32 @@ class RunClient:
         if wait is None:
             return None
         try:
-            return await _result_within(update.result(), _remaining(deadline))
+            result = await _result_within(update.result(), _remaining(deadline))
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from None
+        if result is None:
+            return None
+        settled = await self._follow(result.run, deadline)
+        return None if settled is None else result.model_copy(update={"run": settled})
+
+    async def _follow(self, view: RunView | None, deadline: float | None) -> RunView | None:
+        """``view``, or when the run answered ``RUNNING`` to continue as new, its next settle.
+
+        The run answers attached updates ``RUNNING`` before it continues as
+        new, so that no caller holds it in one execution; the wait goes on in
+        the next one until the deadline (``None`` then, as for any wait that
+        runs out, and when the run cannot be waited on any more).
+        """
+        while view is not None and view.status is RunStatus.RUNNING:
+            try:
+                view = await self.wait_settled(
+                    view.settle_seq, wait=timedelta(seconds=_remaining(deadline) or 0.0)
+                )
+            except (RPCError, WorkflowUpdateFailedError) as err:
+                if is_connection_failure(err):
+                    raise
+                return None
+        return view
 
     async def wait_settled(self, after_seq: int, *, wait: timedelta) -> RunView | None:
         """The run once it settles after ``after_seq``, or ``None`` when ``wait`` passes first."""

@@ -71,6 +71,8 @@ UNIQUE_CALL_IDS = "unique-call-ids"
 RUN_CAPS = "run-caps"
 # workflow.patched id: a cancel through Temporal during a model turn is the cancel.
 CANCEL_IN_MODEL_TURN = "cancel-in-model-turn"
+# workflow.patched id: callers attached by update are answered so the run can continue as new.
+RELEASE_WAITERS = "release-waiters-for-continue-as-new"
 
 
 @workflow.defn(name=RUN_WORKFLOW)
@@ -87,6 +89,8 @@ class AgentRunWorkflow:
             updated_at=now,
         )
         self._cancel_reason: str | None = None
+        # Set once the run is about to continue as new: attached updates answer now.
+        self._releasing = False
         self._trail = AuditTrail(self._state.audit, input.run_id)
         self._webhooks = WebhookQueue(input, self._state)
 
@@ -105,16 +109,14 @@ class AgentRunWorkflow:
             )
         try:
             while state.status is RunStatus.RUNNING:
-                # Only between turns with no caller attached (a waiting update
-                # must get its answer from this run) and no webhook in flight (a
-                # receiver that is down must not hold the run up).
-                if (
-                    workflow.info().is_continue_as_new_suggested()
-                    and workflow.all_handlers_finished()
-                    and self._webhooks.idle
-                ):
-                    await self._webhooks.drain()
-                    workflow.continue_as_new(input.model_copy(update={"carried": state}))
+                # Only between turns with no webhook in flight (a receiver that
+                # is down must not hold the run up), and once every attached
+                # update has its answer from this run.
+                if workflow.info().is_continue_as_new_suggested() and self._webhooks.idle:
+                    await self._release_waiters()
+                    if workflow.all_handlers_finished():
+                        await self._webhooks.drain()
+                        workflow.continue_as_new(input.model_copy(update={"carried": state}))
                 # Checked first: the state travels in the continue-as-new input
                 # and the next model turn's input.
                 too_large = run_limits.state_too_large(state, input.options)
@@ -163,6 +165,21 @@ class AgentRunWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._webhooks.drain()
         return self._view()
+
+    async def _release_waiters(self) -> None:
+        """Answer the attached ``wait_settled`` and ``decide`` callers with the run as it is.
+
+        They stay attached until the run settles, and a run driven through the
+        API always has one between turns, so without this it never continued
+        as new and its history grew without bound. A released caller reads a
+        ``RUNNING`` view and attaches again to the next execution. Patched:
+        runs recorded before went on with the callers attached, and must
+        replay as they ran.
+        """
+        if workflow.all_handlers_finished() or not workflow.patched(RELEASE_WAITERS):
+            return
+        self._releasing = True
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def _cancelled_through_temporal(self) -> None:
         """Record a cancel through Temporal (UI, CLI, API) as the run's end.
@@ -301,7 +318,8 @@ class AgentRunWorkflow:
         """Apply decisions atomically, then return the run once it settles again.
 
         When calls of the batch are still undecided the run stays paused and
-        the result comes back at once.
+        the result comes back at once; when the run continues as new first, it
+        comes back ``RUNNING`` (see ``_release_waiters``).
         """
         # Validated again: updates accepted in the same workflow task run one
         # after the other, and the first may have decided what the second names.
@@ -311,7 +329,7 @@ class AgentRunWorkflow:
         applied = [d.tool_call_id for d in request.decisions]
         if self._state.status is RunStatus.PAUSED and self._state.pending:
             return DecideResult(applied=applied, run=self._settled_view())
-        await workflow.wait_condition(lambda: self._settled_after(settled_before))
+        await workflow.wait_condition(lambda: self._answer_now(settled_before))
         return DecideResult(applied=applied, run=self._settled_view())
 
     @decide.validator
@@ -362,8 +380,11 @@ class AgentRunWorkflow:
 
     @workflow.update(name=WAIT_SETTLED_UPDATE)
     async def wait_settled(self, after_seq: int) -> RunView:
-        """The run once it settles (pauses or ends) after ``after_seq``, without its messages."""
-        await workflow.wait_condition(lambda: self._settled_after(after_seq))
+        """The run once it settles (pauses or ends) after ``after_seq``, without its messages.
+
+        ``RUNNING`` when the run continues as new first: wait on the next execution.
+        """
+        await workflow.wait_condition(lambda: self._answer_now(after_seq))
         return self._settled_view()
 
     @wait_settled.validator
@@ -373,6 +394,11 @@ class AgentRunWorkflow:
     def _settled_after(self, seq: int) -> bool:
         # A run that ended releases every waiter, whatever it waits for.
         return self._state.settle_seq > seq or self._state.status.is_final
+
+    def _answer_now(self, seq: int) -> bool:
+        # Settled, or about to continue as new: an attached update must not
+        # outlive this execution.
+        return self._settled_after(seq) or self._releasing
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> RunView:
