@@ -24,6 +24,7 @@ from api.schemas import ErrorBody
 from countersign.client import (
     DecisionRefusedError,
     RunNotFoundError,
+    StartNotConfirmedError,
     WorkerUnavailableError,
     is_connection_failure,
 )
@@ -147,6 +148,13 @@ def run_client_error(err: Exception) -> ApiError | None:
         return ApiError.worker_unavailable(str(err))
     if isinstance(err, DecisionRefusedError):
         return ApiError.refusal(err.code, err.message)
+    if isinstance(err, StartNotConfirmedError):
+        return ApiError(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            ErrorCode.TEMPORAL_UNAVAILABLE,
+            str(err),
+            headers={"Retry-After": "5"},
+        )
     if is_connection_failure(err):
         return ApiError.temporal_unavailable(err)
     return None
@@ -243,7 +251,12 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RPCError, _rpc_error)
     app.add_exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError, _update_timeout)
     app.add_exception_handler(RuntimeError, _runtime_error)
-    for client_error in (RunNotFoundError, WorkerUnavailableError, DecisionRefusedError):
+    for client_error in (
+        RunNotFoundError,
+        WorkerUnavailableError,
+        DecisionRefusedError,
+        StartNotConfirmedError,
+    ):
         app.add_exception_handler(client_error, _run_client_error)
 
 

@@ -35,8 +35,9 @@ from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from countersign import search_attributes as sa
@@ -97,6 +98,29 @@ class NotAcceptedError(WorkerUnavailableError):
     worker, where the validator still decides; only a restart of the Temporal
     server before then drops it.
     """
+
+
+class StartNotConfirmedError(Exception):
+    """Temporal did not confirm that a new run started.
+
+    Attributes:
+        run_id: The run the request tried to start.
+        started: ``False`` when Temporal says no such run exists (nothing
+            changed: retrying is safe); ``None`` when that could not be asked
+            either (read the run before retrying, or a retry may start a second).
+    """
+
+    def __init__(self, run_id: str, started: bool | None, cause: BaseException) -> None:
+        if started is False:
+            text = f"Temporal did not start run {run_id} ({cause}); nothing changed: retry"
+        else:
+            text = (
+                f"Temporal did not confirm that run {run_id} started ({cause}); "
+                "read the run before retrying"
+            )
+        super().__init__(text)
+        self.run_id = run_id
+        self.started = started
 
 
 class DecisionRefusedError(Exception):
@@ -244,6 +268,9 @@ class RunClient:
             id=workflow_id(run.run_id),
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            # Run ids are never reused: a start repeated after the run closed
+            # (a retried request) must not run its work a second time.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             result_type=RunView,
             search_attributes=_search_attributes(run),
             static_summary=f"{run.agent_id}: {run.message[:200]}",
@@ -258,14 +285,37 @@ class RunClient:
                 result_type=RunView,
                 rpc_timeout=wait or ACCEPT_TIMEOUT,
             )
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
+        except WorkflowUpdateRPCTimeoutOrCancelledError as err:
             await _read_handle_future(operation)
             if _cancelling():
                 raise
+            # A timeout says nothing about the start: right after a server
+            # restart the request can time out before the run exists. Answer
+            # "started" only for a run Temporal knows.
+            exists = await _exists(client, run.run_id)
+            if exists is not True:
+                raise StartNotConfirmedError(run.run_id, exists, err) from None
             raise NotAcceptedError(
                 f"run {run.run_id} is started but no worker took it within "
                 f"{(wait or ACCEPT_TIMEOUT).total_seconds():g} s; it runs when one does"
             ) from None
+        except WorkflowAlreadyStartedError:
+            await _read_handle_future(operation)
+            # Only this run's own earlier start can hold its id (a request
+            # retried after the server started it): the run is there.
+            raise NotAcceptedError(f"run {run.run_id} is started already") from None
+        except RPCError as err:
+            await _read_handle_future(operation)
+            # The start may have happened before the error ("workflow is busy",
+            # a connection cut after the write): a caller who retried on our
+            # error would start the same work twice, so find out first.
+            exists = await _exists(client, run.run_id)
+            if exists is True:
+                raise NotAcceptedError(
+                    f"run {run.run_id} is started; Temporal answered {err.message!r} "
+                    "before a worker took it"
+                ) from None
+            raise StartNotConfirmedError(run.run_id, exists, err) from None
         except BaseException:
             await _read_handle_future(operation)
             raise
@@ -510,9 +560,21 @@ def _no_worker(err: RPCError) -> bool:
 
 async def _read_handle_future(operation: WithStartWorkflowOperation[Any, Any]) -> None:
     # The SDK also puts a failure in the operation's handle future; read it so
-    # asyncio does not report it as never retrieved.
+    # asyncio does not report it as never retrieved. Bounded: when the request
+    # failed before reaching the server the SDK never settles that future.
     with contextlib.suppress(BaseException):
-        await operation.workflow_handle()
+        await asyncio.wait_for(operation.workflow_handle(), 1.0)
+
+
+async def _exists(client: Client, run_id: str) -> bool | None:
+    """Whether Temporal has the run's workflow; ``None`` when it cannot say."""
+    try:
+        await client.get_workflow_handle(workflow_id(run_id)).describe(
+            rpc_timeout=timedelta(seconds=5)
+        )
+    except RPCError as err:
+        return False if err.status is RPCStatusCode.NOT_FOUND else None
+    return True
 
 
 def _cancelling() -> bool:
