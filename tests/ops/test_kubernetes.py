@@ -103,6 +103,10 @@ def port_number(tree: str, side: str, name: str) -> int:
     return number
 
 
+# Secrets a pod must not start without.
+REQUIRED_SECRETS = frozenset({"COUNTERSIGN_DECISION_PROOF_KEYS"})
+
+
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("tree", TREES)
 def test_manifests_are_valid_kubernetes(tree: str, version: str) -> None:
@@ -119,7 +123,24 @@ def test_manifests_hold_no_secret_values(tree: str) -> None:
     for side in SIDES:
         for entry in container(tree, side)["env"]:
             assert "value" not in entry, entry["name"]
-            assert entry["valueFrom"]["secretKeyRef"]["optional"] is True
+            optional = entry["valueFrom"]["secretKeyRef"].get("optional", False)
+            assert optional is (entry["name"] not in REQUIRED_SECRETS), entry["name"]
+
+
+@pytest.mark.parametrize("tree", TREES)
+def test_api_and_worker_share_the_required_decision_proof_key(tree: str) -> None:
+    # Without it on both sides the worker cannot tell the API's decisions from
+    # a decide update any Temporal client could send.
+    refs = [
+        next(
+            e["valueFrom"]["secretKeyRef"]
+            for e in container(tree, side)["env"]
+            if e["name"] == "COUNTERSIGN_DECISION_PROOF_KEYS"
+        )
+        for side in SIDES
+    ]
+    assert refs[0] == refs[1]
+    assert "optional" not in refs[0]
 
 
 @pytest.mark.parametrize("tree", TREES)
