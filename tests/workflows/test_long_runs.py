@@ -3,8 +3,11 @@
 The dev server here suggests continue-as-new after ``SUGGEST_AT`` events
 (Temporal's default is thousands; a small value makes a 60-turn run cross it
 several times in seconds). The run mixes an ungated call every turn with a
-gated one every ``GATED_EVERY`` turns, each approved through the ``decide``
-update. The test walks the chain of executions and checks that each one
+gated one every ``GATED_EVERY`` turns. One test approves them by an operator's
+signal; the other drives the run as the API does (``wait_settled`` at the
+start, a ``decide`` update per pause, each caller attached until the run
+settles), where continuing as new needs the run to answer its attached callers
+first. Each test walks the chain of executions and checks that each one
 stayed near the threshold (the run continues as new between turns, so one
 turn's worth of events is the most it overshoots), that nothing was lost or
 done twice across the hand-overs, and prints the events and bytes per turn
@@ -16,6 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -40,6 +44,7 @@ from countersign.models import (
 from tests.agents_for_tests import AGENT_ID
 from tests.api.conftest import eventually
 from tests.conftest import DEV_SERVER_ARGS, make_settings, temporal_cli
+from tests.histories.record import run_chain
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.workflows.helpers import TEST_AGENT_MODULES, running_worker
 
@@ -96,20 +101,25 @@ def measure(history: WorkflowHistory) -> Execution:
 
 async def chain(client: Client, run_id: str, first_run: str) -> list[Execution]:
     """Every execution of the run, first to last, following continue-as-new."""
-    out: list[Execution] = []
-    current: str | None = first_run
-    while current:
-        history = await client.get_workflow_handle(
-            workflow_id(run_id), run_id=current
-        ).fetch_history()
-        out.append(measure(history))
-        last = history.events[-1]
-        current = (
-            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-            if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
-            else None
+    return [measure(h) for h in await run_chain(client, workflow_id(run_id), first_run)]
+
+
+def report(title: str, executions: list[Execution]) -> None:
+    """Print the events and bytes per turn of each execution (run with ``-s``)."""
+    print(f"\n{title}, continue-as-new suggested at {SUGGEST_AT} events")
+    print("execution  events  bytes    turns  events/turn  bytes/turn")
+    for n, ex in enumerate(executions, 1):
+        events_per_turn, bytes_per_turn = ex.per_turn
+        print(
+            f"{n:>9}  {ex.events:>6}  {ex.size:>7}  {ex.turns:>5}"
+            f"  {events_per_turn:>11.1f}  {bytes_per_turn:>10.0f}"
         )
-    return out
+    total = Execution(
+        sum(e.events for e in executions),
+        sum(e.size for e in executions),
+        sum(e.turns for e in executions),
+    )
+    print(f"    total  {total.events:>6}  {total.size:>7}  {total.turns:>5}")
 
 
 async def settled(client: Client, run_id: str) -> RunView:
@@ -121,10 +131,10 @@ async def settled(client: Client, run_id: str) -> RunView:
     )
 
 
-def script(message: str) -> list[Reply]:
-    """``TURNS`` turns of calls: a count every turn, a gated delete every ``GATED_EVERY``."""
+def script(message: str, turns: int = TURNS) -> list[Reply]:
+    """``turns`` turns of calls: a count every turn, a gated delete every ``GATED_EVERY``."""
     replies = []
-    for turn in range(1, TURNS + 1):
+    for turn in range(1, turns + 1):
         calls = [Call("count_rows", {"table_name": "orders"})]
         if turn % GATED_EVERY == 0:
             calls.append(Call("weekly_delete", {"table_name": "orders", "count": turn}))
@@ -178,29 +188,17 @@ async def test_long_run_continues_as_new_within_limits(
                     principal=operator,
                 ),
             )
-            await eventually(
-                lambda: RunClient.of(client, run.run_id).view(),
-                lambda v, seen=view.pause_count: v.pause_count > seen or v.status.is_final,
-                within=60,
-            )
+
+            def moved_on(v: RunView, seen: int = view.pause_count) -> bool:
+                return v.pause_count > seen or v.status.is_final
+
+            await eventually(lambda: RunClient.of(client, run.run_id).view(), moved_on, within=60)
         trail = await RunClient.of(client, run.run_id).audit()
         executions = await chain(client, run.run_id, first_run)
         deletes = worker.db.effect_count("delete_records")
 
-    print(f"\nlong run: {TURNS} turns, continue-as-new suggested at {SUGGEST_AT} events")
-    print("execution  events  bytes    turns  events/turn  bytes/turn")
-    for n, ex in enumerate(executions, 1):
-        events_per_turn, bytes_per_turn = ex.per_turn
-        print(
-            f"{n:>9}  {ex.events:>6}  {ex.size:>7}  {ex.turns:>5}"
-            f"  {events_per_turn:>11.1f}  {bytes_per_turn:>10.0f}"
-        )
-    total = Execution(
-        sum(e.events for e in executions),
-        sum(e.size for e in executions),
-        sum(e.turns for e in executions),
-    )
-    print(f"    total  {total.events:>6}  {total.size:>7}  {total.turns:>5}")
+    report(f"long run: {TURNS} turns, decided by signal", executions)
+    total_events = sum(e.events for e in executions)
 
     gated = TURNS // GATED_EVERY
     assert view.status is RunStatus.COMPLETED, view.error
@@ -210,9 +208,94 @@ async def test_long_run_continues_as_new_within_limits(
     assert deletes == gated
     assert first_broken_link(trail) is None
     assert [e.kind.value for e in trail].count("tool.executed") == TURNS + gated
-    assert len(executions) >= total.events // SUGGEST_AT
+    assert len(executions) >= total_events // SUGGEST_AT
     assert sum(e.turns for e in executions) == TURNS + 1
     for ex in executions:
         assert ex.events <= SUGGEST_AT + ONE_TURN_EVENTS, executions
         assert ex.events < TEMPORAL_MAX_EVENTS
         assert ex.size < TEMPORAL_MAX_BYTES
+
+
+def update_events(history: WorkflowHistory) -> tuple[int, int]:
+    """Updates accepted and completed in one execution."""
+    kinds = [e.event_type for e in history.events]
+    return (
+        kinds.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED),
+        kinds.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED),
+    )
+
+
+#: Turns of the run driven through updates: the same run as the signal-driven one.
+UPDATE_TURNS = TURNS
+#: Long enough that every caller of the run gets its settled answer, not a timeout.
+CALLER_WAIT = timedelta(seconds=120)
+
+
+@pytest.mark.timeout(480)
+async def test_run_driven_through_updates_continues_as_new(
+    suggesting_env: WorkflowEnvironment, model: ScriptedModel, tmp_path: Path
+) -> None:
+    """Started and decided as the API does: each caller stays attached until the run settles.
+
+    The run answers attached callers ``RUNNING`` before it continues as new,
+    and the client attaches again to the next execution, so the run continues
+    as new at each suggestion and every caller still gets the settled run.
+    """
+    client = suggesting_env.client
+    message = f"Keep counting the orders through the API ({uuid.uuid4().hex[:8]})"
+    model.script(message, *script(message, UPDATE_TURNS))
+    settings = make_settings(
+        model,
+        tmp_path,
+        f"tq-{uuid.uuid4()}",
+        agent_modules=TEST_AGENT_MODULES,
+        max_turns=UPDATE_TURNS + 1,
+    )
+    run = build_run_input(
+        settings, agent_id=AGENT_ID, message=message, requester=Principal(id="rita")
+    )
+    approver = Principal(id="alice", roles=("approver",))
+    async with running_worker(client, settings) as worker:
+        started, view = await RunClient.start(
+            client, run, task_queue=settings.temporal_task_queue, wait=CALLER_WAIT
+        )
+        answers = [view]
+        latest = RunClient.of(client, run.run_id)
+        while view is not None and view.status is RunStatus.PAUSED:
+            decided = await latest.decide(
+                DecideRequest(
+                    decisions=[
+                        DecisionInput(tool_call_id=c.tool_call_id, confirmed=True)
+                        for c in view.pending
+                    ],
+                    principal=approver,
+                ),
+                wait=CALLER_WAIT,
+            )
+            view = None if decided is None else decided.run
+            answers.append(view)
+        first_run = started.handle.first_execution_run_id or started.handle.result_run_id
+        assert first_run is not None
+        histories = await run_chain(client, workflow_id(run.run_id), first_run)
+        final = await latest.view()
+        deletes = worker.db.effect_count("delete_records")
+
+    gated = UPDATE_TURNS // GATED_EVERY
+    # Every caller got the run as it settled: paused at each gated turn, then done.
+    assert [a.status if a else None for a in answers] == [RunStatus.PAUSED] * gated + [
+        RunStatus.COMPLETED
+    ]
+    assert final.status is RunStatus.COMPLETED, final.error
+    assert [t.state for t in final.tools] == [CallState.EXECUTED] * (UPDATE_TURNS + gated)
+    assert deletes == gated
+    executions = [measure(h) for h in histories]
+    report(f"long run: {UPDATE_TURNS} turns, started and decided through updates", executions)
+    assert len(executions) > 1, executions
+    assert sum(e.turns for e in executions) == UPDATE_TURNS + 1
+    for ex in executions:
+        assert ex.events <= SUGGEST_AT + ONE_TURN_EVENTS, executions
+    # No execution closed with an update still attached: each one it accepted,
+    # it answered.
+    for history in histories:
+        accepted, completed = update_events(history)
+        assert accepted == completed, (accepted, completed)
