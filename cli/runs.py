@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from api.schemas import AgentPublic, RunListItem, RunPublic
+from api.agent_schemas import AgentPublic
+from api.schemas import RunListItem, RunPublic
 from cli.context import Context, note_more, page_params
 from cli.output import args_text, emit_json, items, parse, table, when
 

@@ -4,9 +4,9 @@ The API, the tests and the benchmark all go through :class:`RunClient`, so they
 exercise the same calls the product makes. It calls the workflow's handlers by
 the names in :mod:`countersign.models` (``RUN_WORKFLOW``, ``DECIDE_UPDATE``...)
 with ``result_type=`` and never imports the workflow module, which imports this
-package. Temporal's errors become the exceptions below, which say what happened
-to the run rather than which RPC failed; an unreachable Temporal stays an
-``RPCError`` (see :func:`is_connection_failure`).
+package. Temporal's errors become the exceptions of
+:mod:`countersign.run_errors`; the input of a new run is built by
+:mod:`countersign.run_input`. Both are re-exported here for callers.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -32,15 +31,12 @@ from temporalio.client import (
 )
 from temporalio.common import (
     QueryRejectCondition,
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from countersign import search_attributes as sa
 from countersign.models import (
     AUDIT_QUERY,
     DECIDE_UPDATE,
@@ -49,179 +45,39 @@ from countersign.models import (
     STATE_QUERY,
     WAIT_SETTLED_UPDATE,
     AuditEvent,
-    ChatMessage,
     DecideRequest,
     DecideResult,
     ErrorCode,
-    Principal,
     RefusedAttempt,
     RunInput,
-    RunOptions,
     RunStatus,
     RunView,
 )
-from countersign.settings import Settings
+from countersign.run_errors import UNAVAILABLE_RPC as UNAVAILABLE_RPC
+from countersign.run_errors import DecisionRefusedError as DecisionRefusedError
+from countersign.run_errors import NotAcceptedError as NotAcceptedError
+from countersign.run_errors import RunClosedError as RunClosedError
+from countersign.run_errors import RunNotFoundError as RunNotFoundError
+from countersign.run_errors import StartNotConfirmedError as StartNotConfirmedError
+from countersign.run_errors import WorkerUnavailableError as WorkerUnavailableError
+from countersign.run_errors import is_connection_failure as is_connection_failure
+from countersign.run_input import WORKFLOW_ID_PREFIX as WORKFLOW_ID_PREFIX
+from countersign.run_input import build_run_input as build_run_input
+from countersign.run_input import new_run_id as new_run_id
+from countersign.run_input import run_id_of as run_id_of
+from countersign.run_input import run_options as run_options
+from countersign.run_input import search_attributes_of
+from countersign.run_input import workflow_id as workflow_id
 
 logger = logging.getLogger("countersign.client")
 
-WORKFLOW_ID_PREFIX = "countersign-run-"
 #: How long a call waits for a worker to take an update when it has no wait budget.
 ACCEPT_TIMEOUT = timedelta(seconds=30)
 #: How long reading an open run waits for a worker to answer its query.
 QUERY_TIMEOUT = timedelta(seconds=5)
 
-#: RPC status codes that mean "the server is not there", not "your request is wrong".
-UNAVAILABLE_RPC = frozenset(
-    {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
-)
-
 RunHandle = WorkflowHandle[Any, RunView]
 T = TypeVar("T")
-
-
-class RunNotFoundError(Exception):
-    """No run has this id."""
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"run {run_id} does not exist")
-        self.run_id = run_id
-
-
-class WorkerUnavailableError(Exception):
-    """Temporal answered, but no worker served the run in time; the run is safe."""
-
-
-class NotAcceptedError(WorkerUnavailableError):
-    """No worker took an update in time.
-
-    The server keeps an update it admitted and hands it to the run's next
-    worker, where the validator still decides; only a restart of the Temporal
-    server before then drops it.
-    """
-
-
-class StartNotConfirmedError(Exception):
-    """Temporal did not confirm that a new run started.
-
-    Attributes:
-        run_id: The run the request tried to start.
-        started: ``False`` when Temporal says no such run exists (nothing
-            changed: retrying is safe); ``None`` when that could not be asked
-            either (read the run before retrying, or a retry may start a second).
-    """
-
-    def __init__(self, run_id: str, started: bool | None, cause: BaseException) -> None:
-        if started is False:
-            text = f"Temporal did not start run {run_id} ({cause}); nothing changed: retry"
-        else:
-            text = (
-                f"Temporal did not confirm that run {run_id} started ({cause}); "
-                "read the run before retrying"
-            )
-        super().__init__(text)
-        self.run_id = run_id
-        self.started = started
-
-
-class DecisionRefusedError(Exception):
-    """The workflow refused decisions; nothing changed.
-
-    Attributes:
-        code: Why, as a stable code.
-        message: The workflow's sentence.
-    """
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class RunClosedError(DecisionRefusedError):
-    """Decisions sent to a run that closed meanwhile: it is no longer paused.
-
-    The run cannot record the refusal any more, so callers do not try.
-    """
-
-    def __init__(self, run_id: str, err: RPCError) -> None:
-        super().__init__(ErrorCode.NOT_PAUSED, f"run {run_id} is no longer paused ({err})")
-
-
-def is_connection_failure(err: BaseException) -> bool:
-    """Whether ``err`` says Temporal is unreachable (rather than refusing a request)."""
-    if isinstance(err, RPCError):
-        return err.status in UNAVAILABLE_RPC
-    # A lazy client that cannot connect raises a plain RuntimeError from the core.
-    return isinstance(err, RuntimeError) and "client connect" in str(err)
-
-
-def workflow_id(run_id: str) -> str:
-    """The workflow id of a run (one run, one workflow execution)."""
-    return f"{WORKFLOW_ID_PREFIX}{run_id}"
-
-
-def run_id_of(workflow_id: str) -> str:
-    """The run id behind a workflow id."""
-    return workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
-
-
-def new_run_id() -> str:
-    """A fresh run id."""
-    return uuid.uuid4().hex
-
-
-def run_options(settings: Settings) -> RunOptions:
-    """The per-run options that the settings give."""
-    return RunOptions(
-        max_turns=settings.max_turns,
-        default_confirmation_ttl=settings.confirmation_ttl,
-        tool_output_limit=settings.tool_output_limit,
-        llm_timeout=settings.llm_timeout,
-        llm_max_attempts=settings.llm_max_attempts,
-        llm_retry_initial_interval=settings.llm_retry_initial_interval,
-        llm_heartbeat_timeout=settings.llm_heartbeat_timeout,
-        tool_timeout=settings.tool_timeout,
-        tool_heartbeat_timeout=settings.tool_heartbeat_timeout,
-        webhooks=bool(settings.webhook_urls),
-        webhook_retry_for=settings.webhook_retry_for,
-    )
-
-
-def build_run_input(
-    settings: Settings,
-    *,
-    agent_id: str,
-    message: str,
-    requester: Principal,
-    session_id: str | None = None,
-    user_id: str | None = None,
-    context: list[ChatMessage] | None = None,
-    run_id: str | None = None,
-) -> RunInput:
-    """The workflow input for a new run."""
-    return RunInput(
-        run_id=run_id or new_run_id(),
-        agent_id=agent_id,
-        message=message,
-        user_id=user_id,
-        session_id=session_id or uuid.uuid4().hex,
-        requester=requester,
-        context=context or [],
-        options=run_options(settings),
-        operator_ids=list(settings.operator_ids),
-    )
-
-
-def _search_attributes(run: RunInput) -> TypedSearchAttributes:
-    pairs: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(sa.AGENT_ID, run.agent_id),
-        SearchAttributePair(sa.SESSION_ID, run.session_id),
-        SearchAttributePair(sa.STATUS, RunStatus.RUNNING.value),
-        SearchAttributePair(sa.PENDING_APPROVALS, 0),
-    ]
-    if run.user_id:
-        pairs.append(SearchAttributePair(sa.USER_ID, run.user_id))
-    return TypedSearchAttributes(pairs)
 
 
 class RunClient:
@@ -272,7 +128,7 @@ class RunClient:
             # (a retried request) must not run its work a second time.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             result_type=RunView,
-            search_attributes=_search_attributes(run),
+            search_attributes=search_attributes_of(run),
             static_summary=f"{run.agent_id}: {run.message[:200]}",
         )
         deadline = _deadline(wait)

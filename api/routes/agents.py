@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 
+from api.agent_schemas import AgentModelPublic, AgentPublic, AgentToolPublic, AgentToolsPublic
 from api.deps import AgentDep, Reader, RegistryDep, SettingsDep
 from api.errors import responses
-from api.schemas import AgentModelPublic, AgentPublic, AgentToolPublic, AgentToolsPublic
 from countersign import Agent
 
 router = APIRouter(prefix="/agents", tags=["agents"])
