@@ -1,7 +1,7 @@
 """One fault run: start the stack, load it, kill a part at random moments, verify.
 
 The schedule (when to kill, how long to stay down) comes from a seeded RNG;
-the seed is printed and written to the results, so a failing schedule can be
+the RNG seed is printed and written to the results, so a failing schedule can be
 run again (``COUNTERSIGN_FAULTS_SEED``), as closely as real processes allow.
 """
 

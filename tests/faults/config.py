@@ -1,7 +1,7 @@
 """How big a fault run is: a small default for ``make test``, a long one on request.
 
 ``COUNTERSIGN_FAULTS_LONG=1`` runs the long version; ``COUNTERSIGN_FAULTS_SEED``
-replays a schedule (the seed is printed either way); ``COUNTERSIGN_FAULTS_RESULTS``
+replays a schedule (the RNG seed is printed either way); ``COUNTERSIGN_FAULTS_RESULTS``
 names the results JSON (default: a file in the system's temp directory).
 """
 
@@ -81,7 +81,7 @@ def current() -> FaultConfig:
 
 
 def seed() -> int:
-    """The seed of this session's schedules: ``COUNTERSIGN_FAULTS_SEED`` or a fresh one."""
+    """The RNG seed of this session's schedules: ``COUNTERSIGN_FAULTS_SEED`` or a fresh one."""
     given = os.environ.get(SEED_ENV, "").strip()
     return int(given) if given else random.SystemRandom().randrange(1, 2**31)
 

@@ -16,7 +16,7 @@ _written: list[Results] = []
 
 @pytest.fixture(scope="session")
 def fault_seed() -> int:
-    """The seed of every schedule in this session (printed, and in the results)."""
+    """The RNG seed of every schedule in this session (printed, and in the results)."""
     value = config.seed()
     sys.stderr.write(f"\nfault suite: seed {value} ({config.SEED_ENV}={value} replays it)\n")
     return value
