@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from api.schemas import ApprovalPublic
 from cli.context import Context, note_more, page_params
-from cli.output import args_text, emit_json, items, parse, table, when
+from cli.output import args_text, emit_json, items, when
 
 
 def cmd_approvals_list(ctx: Context) -> int:
@@ -18,31 +18,21 @@ def cmd_approvals_list(ctx: Context) -> int:
     body = ctx.api.request("GET", "/approvals", params=params)
     raw = items(body, "approvals")
     note_more(ctx, body)
-    if ctx.json:
-        emit_json(ctx.out, raw)
-        return 0
-    rows = [parse(ApprovalPublic, a, "approval") for a in raw]
-    if not rows:
-        ctx.print("no approvals")
-        return 0
-    ctx.print(
-        table(
-            ["APPROVAL", "AGENT", "TOOL", "ARGS", "REQUESTER", "APPROVALS", "EXPIRES"],
-            [
-                [
-                    a.approval_id,
-                    a.agent_id,
-                    a.tool_name,
-                    args_text(a.tool_args),
-                    a.requester,
-                    f"{a.approvals}/{a.approvals_required}",
-                    when(a.expires_at),
-                ]
-                for a in rows
-            ],
-        )
+    return ctx.print_list(
+        raw,
+        ApprovalPublic,
+        "approval",
+        ["APPROVAL", "AGENT", "TOOL", "ARGS", "REQUESTER", "APPROVALS", "EXPIRES"],
+        lambda a: [
+            a.approval_id,
+            a.agent_id,
+            a.tool_name,
+            args_text(a.tool_args),
+            a.requester,
+            f"{a.approvals}/{a.approvals_required}",
+            when(a.expires_at),
+        ],
     )
-    return 0
 
 
 def _decide(ctx: Context, verb: str) -> int:

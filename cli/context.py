@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO, TypeVar
+
+from pydantic import BaseModel
 
 from cli.http import ApiClient
+from cli.output import emit_json, parse, table
+
+M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_API_URL = "http://127.0.0.1:7777"
 DEFAULT_TIMEOUT = 60.0
@@ -43,6 +49,29 @@ class Context:
     def print(self, text: str) -> None:
         """Write one block of text."""
         self.out.write(text + "\n")
+
+    def print_list(
+        self,
+        raw: list[Any],
+        model: type[M],
+        what: str,
+        headers: Sequence[str],
+        row: Callable[[M], list[str]],
+    ) -> int:
+        """Print a list the API returned: JSON as it came, or a table of ``model`` rows.
+
+        Returns:
+            The exit code, 0.
+        """
+        if self.json:
+            emit_json(self.out, raw)
+            return 0
+        rows = [parse(model, item, what) for item in raw]
+        if not rows:
+            self.print(f"no {what}s")
+            return 0
+        self.print(table(headers, [row(item) for item in rows]))
+        return 0
 
 
 def page_params(ctx: Context, filters: dict[str, str | None]) -> dict[str, str]:

@@ -26,31 +26,21 @@ def cmd_runs_list(ctx: Context) -> int:
         body = ctx.api.request("GET", f"/agents/{quote(agent, safe='')}/runs", params=params)
         raw.extend(items(body, "runs"))
         note_more(ctx, body)
-    if ctx.json:
-        emit_json(ctx.out, raw)
-        return 0
-    runs = [parse(RunListItem, r, "run") for r in raw]
-    if not runs:
-        ctx.print("no runs")
-        return 0
-    ctx.print(
-        table(
-            ["RUN", "AGENT", "STATUS", "PENDING", "SESSION", "USER", "STARTED"],
-            [
-                [
-                    r.run_id,
-                    r.agent_id,
-                    r.status.value if r.status else "-",
-                    str(r.pending_approvals),
-                    r.session_id or "-",
-                    r.user_id or "-",
-                    when(r.started_at),
-                ]
-                for r in runs
-            ],
-        )
+    return ctx.print_list(
+        raw,
+        RunListItem,
+        "run",
+        ["RUN", "AGENT", "STATUS", "PENDING", "SESSION", "USER", "STARTED"],
+        lambda r: [
+            r.run_id,
+            r.agent_id,
+            r.status.value if r.status else "-",
+            str(r.pending_approvals),
+            r.session_id or "-",
+            r.user_id or "-",
+            when(r.started_at),
+        ],
     )
-    return 0
 
 
 def cmd_runs_show(ctx: Context) -> int:

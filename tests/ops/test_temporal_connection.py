@@ -211,10 +211,8 @@ async def test_connects_to_the_server_a_profile_names(
     assert info.server_version
 
 
-async def test_worker_refuses_an_unknown_profile_in_one_line(
-    clean_env: pytest.MonkeyPatch, profiles: Path
-) -> None:
-    clean_env.setenv("TEMPORAL_PROFILE", "prod")
+async def worker_that_refuses_to_start() -> tuple[int | None, str]:
+    """Run ``python worker.py`` in this environment until it exits; its status and output."""
     worker = await asyncio.create_subprocess_exec(
         sys.executable,
         "worker.py",
@@ -223,10 +221,18 @@ async def test_worker_refuses_an_unknown_profile_in_one_line(
         stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(worker.communicate(), 60)
+    return worker.returncode, output.decode()
 
-    assert worker.returncode == 2
-    assert "worker not started: Temporal client configuration: Profile 'prod'" in output.decode()
-    assert "Traceback" not in output.decode()
+
+async def test_worker_refuses_an_unknown_profile_in_one_line(
+    clean_env: pytest.MonkeyPatch, profiles: Path
+) -> None:
+    clean_env.setenv("TEMPORAL_PROFILE", "prod")
+    returncode, text = await worker_that_refuses_to_start()
+
+    assert returncode == 2
+    assert "worker not started: Temporal client configuration: Profile 'prod'" in text
+    assert "Traceback" not in text
 
 
 async def test_worker_refuses_unsigned_webhooks_at_start(
@@ -238,35 +244,21 @@ async def test_worker_refuses_unsigned_webhooks_at_start(
     clean_env.setenv("COUNTERSIGN_WEBHOOK_URLS", "http://127.0.0.1:9/hooks")
     clean_env.delenv("COUNTERSIGN_WEBHOOK_SECRETS", raising=False)
     clean_env.delenv("COUNTERSIGN_WEBHOOK_SECRET", raising=False)
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "worker.py",
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(worker.communicate(), 60)
+    returncode, text = await worker_that_refuses_to_start()
 
-    assert worker.returncode == 2
-    assert "worker not started: COUNTERSIGN_WEBHOOK_URLS is set but" in output.decode()
-    assert "Traceback" not in output.decode()
+    assert returncode == 2
+    assert "worker not started: COUNTERSIGN_WEBHOOK_URLS is set but" in text
+    assert "Traceback" not in text
 
 
 async def test_worker_refuses_a_malformed_webhook_secret_without_echoing_it(
     clean_env: pytest.MonkeyPatch,
 ) -> None:
     clean_env.setenv("COUNTERSIGN_WEBHOOK_SECRETS", "not-a-standard-secret-0123456789")
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "worker.py",
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(worker.communicate(), 60)
+    returncode, text = await worker_that_refuses_to_start()
 
-    assert worker.returncode == 2
-    assert "worker not started: invalid settings" in output.decode()
-    assert "must be 'whsec_'" in output.decode()
-    assert "not-a-standard-secret" not in output.decode()
-    assert "Traceback" not in output.decode()
+    assert returncode == 2
+    assert "worker not started: invalid settings" in text
+    assert "must be 'whsec_'" in text
+    assert "not-a-standard-secret" not in text
+    assert "Traceback" not in text
