@@ -22,12 +22,12 @@ from temporalio.client import Client, Interceptor
 from api import auth
 from api.errors import ApiError
 from api.policy import PERMISSION_ROLES, Permission
+from api.rate_limit import RateLimited, RateLimiter, route_key
 from api.shutdown import PendingWaits
 from countersign import Agent, AgentRegistry
 from countersign.client import is_connection_failure
 from countersign.models import ErrorCode, Principal
 from countersign.observability import with_interceptors
-from countersign.security.rate_limit import RateLimited, RateLimiter, route_key
 from countersign.settings import Settings
 from countersign.temporal import connect
 

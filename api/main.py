@@ -12,11 +12,11 @@ from temporalio.client import Client
 from api import auth, errors, metrics
 from api.deps import AppState, rate_limit_address, rate_limit_principal
 from api.errors import ApiError
+from api.rate_limit import BodySizeLimitMiddleware
 from api.routes import agents, approvals, decision_tokens, health, runs
 from countersign import load_registry
 from countersign.observability import configure_tracing
 from countersign.security.decision_tokens import MIN_SECRET_BYTES
-from countersign.security.rate_limit import BodySizeLimitMiddleware
 from countersign.settings import Settings, get_settings
 
 logger = logging.getLogger("countersign.api")

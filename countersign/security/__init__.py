@@ -1,5 +1,6 @@
-"""Security building blocks: API keys, JWT, signed decision tokens,
-rate limits and request size limits.
+"""Security building blocks: API keys, JWT, signed decision tokens.
+
+HTTP rate limits and the request size guard live in the API (``api/rate_limit.py``).
 
 Each module is one idea and has no dependency on the API package, so the CLI,
 the API and the tests share the same code.

@@ -4,6 +4,7 @@ No ``from __future__ import annotations`` here: FastAPI must see the route
 annotations, which name locals of ``make_app``, as real objects.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import httpx
@@ -11,9 +12,34 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel
 
 from api.auth import authenticate, render_http_exception, require_roles
+from api.rate_limit import BodySizeLimitMiddleware, RateLimited, RateLimiter, route_key
 from countersign.models import Principal
-from countersign.security.rate_limit import BodySizeLimitMiddleware, RateLimiter, rate_limit
 from countersign.settings import Settings
+
+
+def rate_limit(
+    limiter: RateLimiter,
+    principal_dependency: Callable[..., Awaitable[Principal]] | Callable[..., Principal],
+) -> Callable[..., Awaitable[None]]:
+    """A FastAPI dependency that limits each principal on each route.
+
+    Args:
+        limiter: The process's limiter.
+        principal_dependency: The API's dependency that yields the principal.
+
+    Returns:
+        A dependency to put in a router's or route's ``dependencies``.
+    """
+
+    async def enforce(
+        request: Request,
+        principal: Principal = Depends(principal_dependency),  # noqa: B008
+    ) -> None:
+        retry_after = limiter.hit_principal(principal, route_key(request))
+        if retry_after is not None:
+            raise RateLimited(retry_after)
+
+    return enforce
 
 
 class Echo(BaseModel):

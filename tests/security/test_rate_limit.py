@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from api.rate_limit import RateLimiter
 from countersign.models import Principal
 from countersign.security.api_keys import ApiKeyStore
-from countersign.security.rate_limit import RateLimiter
 from countersign.settings import Settings
 from tests.security.apps import client_for, make_app
 

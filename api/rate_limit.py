@@ -11,15 +11,9 @@ Buckets live in the API process: with N API replicas behind a load balancer a
 principal may make up to N times its budget. That bounds abuse without a shared
 store; size the budgets for one replica.
 
-Mounting, in ``create_app``::
-
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    limiter = RateLimiter(settings.rate_limit_per_minute, role_budgets=settings.rate_limit_roles)
-    router = APIRouter(dependencies=[Depends(rate_limit(limiter, current_principal))])
-
-``rate_limit`` builds a FastAPI dependency that resolves the principal through
-the API's own principal dependency (FastAPI caches it per request, so
-authentication still runs once) and answers 429 with ``Retry-After``.
+The API mounts ``BodySizeLimitMiddleware`` in ``create_app`` and checks the
+buckets in its own dependencies (``api/deps.py``), which answer 429 with
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -28,10 +22,10 @@ import json
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import HTTPException, Request, status
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from countersign.models import ErrorCode, Principal
@@ -158,33 +152,6 @@ def route_key(request: Request) -> str:
     route = request.scope.get("route")
     path = getattr(route, "path", None) or request.url.path
     return f"{request.method} {path}"
-
-
-def rate_limit(
-    limiter: RateLimiter,
-    principal_dependency: Callable[..., Awaitable[Principal]] | Callable[..., Principal],
-) -> Callable[..., Awaitable[None]]:
-    """A FastAPI dependency that limits each principal on each route.
-
-    Args:
-        limiter: The process's limiter.
-        principal_dependency: The API's dependency that yields the principal.
-
-    Returns:
-        A dependency to put in a router's or route's ``dependencies``.
-    """
-
-    # A default, not Annotated[...]: with postponed annotations FastAPI could not
-    # resolve a local name inside a string annotation.
-    async def enforce(
-        request: Request,
-        principal: Principal = Depends(principal_dependency),  # noqa: B008
-    ) -> None:
-        retry_after = limiter.hit_principal(principal, route_key(request))
-        if retry_after is not None:
-            raise RateLimited(retry_after)
-
-    return enforce
 
 
 class _BodyTooLargeError(Exception):
