@@ -137,7 +137,12 @@ class RunClient:
                 WAIT_SETTLED_UPDATE,
                 0,
                 start_workflow_operation=operation,
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                # With a wait budget, ask for the settled run in the same call:
+                # the server answers when the update completes, so there is no
+                # second round trip to poll for the result.
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED
+                if wait is None
+                else WorkflowUpdateStage.COMPLETED,
                 result_type=RunView,
                 rpc_timeout=wait or ACCEPT_TIMEOUT,
             )
@@ -152,8 +157,9 @@ class RunClient:
             if exists is not True:
                 raise StartNotConfirmedError(run.run_id, exists, err) from None
             raise NotAcceptedError(
-                f"run {run.run_id} is started but no worker took it within "
-                f"{(wait or ACCEPT_TIMEOUT).total_seconds():g} s; it runs when one does"
+                f"run {run.run_id} is started but did not settle within "
+                f"{(wait or ACCEPT_TIMEOUT).total_seconds():g} s (no worker took it yet, or "
+                "it is still working); it goes on"
             ) from None
         except WorkflowAlreadyStartedError:
             await _read_handle_future(operation)
