@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -50,14 +51,37 @@ def test_server_binary() -> str:
 test_server_binary.__test__ = False  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with await WorkflowEnvironment.start_local(
+async def start_dev_server(
+    *, suggest_continue_as_new_at: int | None = None, **options: Any
+) -> WorkflowEnvironment:
+    """A Temporal dev server as the product runs it.
+
+    The product's dynamic config, Countersign's search attributes and the
+    pydantic data converter; ``options`` go to ``WorkflowEnvironment.start_local``.
+
+    Args:
+        suggest_continue_as_new_at: History events after which the server
+            suggests continue-as-new (Temporal's default is far higher).
+        **options: Passed on, e.g. ``port`` or ``dev_server_database_filename``.
+    """
+    extra = list(DEV_SERVER_ARGS)
+    if suggest_continue_as_new_at is not None:
+        extra += [
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={suggest_continue_as_new_at}",
+        ]
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         data_converter=pydantic_data_converter,
         search_attributes=sa.ALL,
-        dev_server_extra_args=DEV_SERVER_ARGS,
-    ) as environment:
+        dev_server_extra_args=extra,
+        **options,
+    )
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await start_dev_server() as environment:
         yield environment
 
 

@@ -30,12 +30,9 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from countersign import search_attributes as sa
 from countersign.models import RunStatus
-from tests.conftest import DEV_SERVER_ARGS, make_settings, temporal_cli
+from tests.conftest import make_settings, start_dev_server
 from tests.histories.scenarios import SCENARIOS, Recording
 from tests.scripted_openai import ScriptedModel, ScriptedServer
 from tests.workflows.helpers import TEST_AGENT_MODULES, running_worker
@@ -47,7 +44,6 @@ REPO_ROOT = HISTORY_DIR.parents[1]
 RECORDED_CODE = ("workflows", "countersign", "activities", "worker.py")
 # A dev server that suggests continue-as-new after this many history events, so
 # a short scripted run crosses one (the production default is thousands).
-SMALL_HISTORY_ARGS = ["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=12"]
 logger = logging.getLogger(__name__)
 
 
@@ -137,13 +133,9 @@ async def recording_stack(small_history: bool) -> AsyncIterator[Recording]:
     model = ScriptedModel()
     server = ScriptedServer(model)
     await server.start()
-    extra = [*DEV_SERVER_ARGS, *(SMALL_HISTORY_ARGS if small_history else [])]
     try:
-        async with await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_cli(),
-            data_converter=pydantic_data_converter,
-            search_attributes=sa.ALL,
-            dev_server_extra_args=extra,
+        async with await start_dev_server(
+            suggest_continue_as_new_at=12 if small_history else None
         ) as env:
             with tempfile.TemporaryDirectory() as tmp:
                 settings = make_settings(

@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from countersign import search_attributes as sa
 from countersign.client import build_run_input, workflow_id
 from countersign.digest import first_broken_link
 from countersign.models import CallState, Principal, RunStatus
 from tests.agents_for_tests import AGENT_ID
-from tests.conftest import DEV_SERVER_ARGS, make_settings, temporal_cli
+from tests.conftest import make_settings, start_dev_server
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.workflows.helpers import TEST_AGENT_MODULES, running_worker
 from workflows.agent_run import AgentRunWorkflow
@@ -27,16 +25,7 @@ COUNT = Call("count_rows", {"table_name": "orders"})
 @pytest.fixture(scope="module")
 async def small_history_env() -> AsyncIterator[WorkflowEnvironment]:
     """A dev server that suggests continue-as-new after a few history events."""
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
-        data_converter=pydantic_data_converter,
-        search_attributes=sa.ALL,
-        dev_server_extra_args=[
-            *DEV_SERVER_ARGS,
-            "--dynamic-config-value",
-            "limit.historyCount.suggestContinueAsNew=12",
-        ],
-    ) as environment:
+    async with await start_dev_server(suggest_continue_as_new_at=12) as environment:
         yield environment
 
 

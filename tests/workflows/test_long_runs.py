@@ -25,10 +25,8 @@ from pathlib import Path
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from countersign import search_attributes as sa
 from countersign.client import RunClient, build_run_input, workflow_id
 from countersign.digest import first_broken_link
 from countersign.models import (
@@ -43,7 +41,7 @@ from countersign.models import (
 )
 from tests.agents_for_tests import AGENT_ID
 from tests.api.conftest import eventually
-from tests.conftest import DEV_SERVER_ARGS, make_settings, temporal_cli
+from tests.conftest import make_settings, start_dev_server
 from tests.histories.record import run_chain
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.workflows.helpers import TEST_AGENT_MODULES, running_worker
@@ -61,16 +59,7 @@ ONE_TURN_EVENTS = 40
 @pytest.fixture(scope="module")
 async def suggesting_env() -> AsyncIterator[WorkflowEnvironment]:
     """A dev server that suggests continue-as-new after ``SUGGEST_AT`` events."""
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
-        data_converter=pydantic_data_converter,
-        search_attributes=sa.ALL,
-        dev_server_extra_args=[
-            *DEV_SERVER_ARGS,
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={SUGGEST_AT}",
-        ],
-    ) as environment:
+    async with await start_dev_server(suggest_continue_as_new_at=SUGGEST_AT) as environment:
         yield environment
 
 

@@ -5,26 +5,17 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from countersign import search_attributes as sa
 from countersign.client import RunClient
 from countersign.models import CallState, RunStatus
-from tests.conftest import DEV_SERVER_ARGS, make_settings, temporal_cli
+from tests.conftest import make_settings, start_dev_server
 from tests.scripted_openai import Call, Reply, ScriptedModel, free_port
 from tests.workflows.helpers import approve, running_worker, start_paused
 
 
 async def _server(db: Path, port: int) -> WorkflowEnvironment:
-    return await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
-        data_converter=pydantic_data_converter,
-        search_attributes=sa.ALL,
-        dev_server_extra_args=DEV_SERVER_ARGS,
-        dev_server_database_filename=str(db),
-        port=port,
-    )
+    return await start_dev_server(dev_server_database_filename=str(db), port=port)
 
 
 async def test_paused_run_survives_server_restart(model: ScriptedModel, tmp_path: Path) -> None:
