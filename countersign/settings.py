@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -231,29 +232,14 @@ class Settings(BaseSettings):
     @field_validator("webhook_secrets", mode="before")
     @classmethod
     def _webhook_secrets(cls, value: object) -> object:
-        # Comma- or space-separated (several at once while rotating); each a
-        # Standard Webhooks secret, checked here so a typo stops the process.
-        items = value.replace(",", " ").split() if isinstance(value, str) else value
-        if isinstance(items, list):
-            for item in items:
-                raw = item.get_secret_value() if isinstance(item, SecretStr) else item
-                if isinstance(raw, str):
-                    _check_webhook_secret(raw)
-        return items
+        # Several at once while rotating; each a Standard Webhooks secret,
+        # checked here so a typo stops the process.
+        return _checked_secrets(value, _check_webhook_secret)
 
     @field_validator("decision_proof_keys", mode="before")
     @classmethod
     def _proof_keys(cls, value: object) -> object:
-        items = value.replace(",", " ").split() if isinstance(value, str) else value
-        if isinstance(items, list):
-            for item in items:
-                raw = item.get_secret_value() if isinstance(item, SecretStr) else item
-                if isinstance(raw, str) and len(raw.encode()) < 32:
-                    # The key itself is never echoed.
-                    raise ValueError(
-                        "each COUNTERSIGN_DECISION_PROOF_KEYS entry must be at least 32 bytes"
-                    )
-        return items
+        return _checked_secrets(value, _check_proof_key)
 
     @field_validator("rate_limit_roles", mode="before")
     @classmethod
@@ -319,6 +305,23 @@ class Settings(BaseSettings):
         if self.model_provider == "openai":
             return False
         return self.openai_api_key is None or not self.openai_api_key.get_secret_value()
+
+
+def _checked_secrets(value: object, check: Callable[[str], None]) -> object:
+    """Secrets listed comma- or space-separated in the environment, each passed to ``check``."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    if isinstance(items, list):
+        for item in items:
+            raw = item.get_secret_value() if isinstance(item, SecretStr) else item
+            if isinstance(raw, str):
+                check(raw)
+    return items
+
+
+def _check_proof_key(key: str) -> None:
+    if len(key.encode()) < 32:
+        # The key itself is never echoed.
+        raise ValueError("each COUNTERSIGN_DECISION_PROOF_KEYS entry must be at least 32 bytes")
 
 
 def _check_webhook_secret(secret: str) -> None:
