@@ -29,6 +29,7 @@ from enum import StrEnum
 from fastapi import status
 
 from api.errors import ApiError
+from countersign import access
 from countersign.models import ErrorCode, Principal, RunView, ToolCallView
 from countersign.security import ROLE_ADMIN, ROLE_APPROVER, ROLE_REQUESTER, ROLE_VIEWER
 
@@ -64,24 +65,18 @@ def is_admin(principal: Principal) -> bool:
 
 def owns(principal: Principal, view: RunView) -> bool:
     """Whether ``principal`` started the run (as a requester)."""
-    return principal.id == view.requester.id and _is(principal, ROLE_REQUESTER)
+    return access.owns(principal, view.requester)
 
 
 def can_read(principal: Principal, view: RunView) -> bool:
     """Whether ``principal`` may see the run, its calls and its audit trail."""
-    if _is(principal, ROLE_VIEWER) or owns(principal, view):
-        return True
-    # An approver sees the runs it may be asked to decide: those with a gated call.
-    return _is(principal, ROLE_APPROVER) and any(t.requires_confirmation for t in view.tools)
+    gated = any(t.requires_confirmation for t in view.tools)
+    return access.can_read(principal, view.requester, gated=gated)
 
 
 def can_decide(principal: Principal, view: RunView) -> bool:
-    """Whether ``principal`` may send decisions on the run's calls at all.
-
-    The workflow then applies each tool's own rules (approver roles, four
-    eyes, self-approval).
-    """
-    return _is(principal, ROLE_APPROVER) or owns(principal, view)
+    """Whether ``principal`` may send decisions on the run's calls at all."""
+    return access.can_decide(principal, view.requester)
 
 
 def unknown_run(run_id: str) -> ApiError:

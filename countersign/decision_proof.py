@@ -81,9 +81,20 @@ class DecisionProofKeys:
 
 
 def _mac(key: bytes, run_id: str, request: DecideRequest, expires: int) -> str:
-    body = request.model_dump(mode="json", exclude={"proof"})
+    # Fields added later are left out while unset, so the body is what it was
+    # before them and proofs of an API and a worker of either version agree
+    # during a rolling upgrade.
+    body = request.model_dump(mode="json", exclude={"proof"} | _unset_later_fields(request))
     signed = canonical_json({"v": VERSION, "run_id": run_id, "expires": expires, "request": body})
     return hmac.new(key, signed.encode(), hashlib.sha256).hexdigest()
+
+
+#: Fields of ``DecideRequest`` added after proofs were first issued.
+_LATER_FIELDS = ("scope", "not_after")
+
+
+def _unset_later_fields(request: DecideRequest) -> set[str]:
+    return {name for name in _LATER_FIELDS if getattr(request, name) is None}
 
 
 #: Keys per task queue: several workers (tests, or one process serving two

@@ -188,6 +188,20 @@ class DecisionInput(BaseModel):
     args_digest: Id | None = None
 
 
+class DecisionScope(BaseModel):
+    """What the API would have checked on a run it read, for the validator to check instead.
+
+    Sent with a decision the API did not read the run for (``/continue``):
+    the ``decide`` validator refuses it unless the run is this agent's, in
+    this session, readable and decidable by the principal, and it edits no
+    arguments (edits are checked against the tool's schema by the API, on the
+    path that reads the run first).
+    """
+
+    agent_id: Id
+    session_id: str | None = None
+
+
 class DecideRequest(BaseModel):
     """Payload of the ``decide`` update and signal."""
 
@@ -199,6 +213,12 @@ class DecideRequest(BaseModel):
     proof: str | None = None
     #: Who issued the decision link this decision was redeemed from.
     minted_by: str | None = None
+    #: Set when the API sent the decisions without reading the run first.
+    scope: DecisionScope | None = None
+    #: When the sender stops waiting for a worker to take the decisions: the
+    #: validator refuses them after it, so an API that answered 503 (no worker
+    #: took them) did not leave them to apply later behind its caller's back.
+    not_after: datetime | None = None
 
 
 class AuditEvent(BaseModel):
@@ -476,6 +496,7 @@ __all__ = [
     "DecideResult",
     "Decision",
     "DecisionInput",
+    "DecisionScope",
     "DecisionSource",
     "ErrorCode",
     "JsonObject",

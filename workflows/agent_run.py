@@ -343,6 +343,8 @@ class AgentRunWorkflow:
             problem = keys.problem(self._input.run_id, request, workflow.now())
             if problem is not None:
                 raise RefusalError(ErrorCode.UNAUTHORISED_DECISION, problem)
+        decision_rules.check_deadline(request, workflow.now())
+        decision_rules.check_scope(request, self._input, self._state.status, self._state.calls)
         self._check(request)
 
     @workflow.signal(name=DECIDE_SIGNAL)

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from temporalio.exceptions import ApplicationError
 
+from countersign import access
 from countersign.digest import args_digest
 from countersign.models import (
     CallRecord,
@@ -28,6 +29,8 @@ from countersign.models import (
     ErrorCode,
     JsonObject,
     Principal,
+    RunInput,
+    RunStatus,
     TimeoutAction,
 )
 
@@ -84,6 +87,71 @@ def check(
         if record is None:
             raise RefusalError(ErrorCode.UNKNOWN_CALL, f"run has no tool call {call_id}", call_id)
         check_one(decision, record, request.principal, requester, now)
+
+
+def check_deadline(request: DecideRequest, now: datetime) -> None:
+    """Refuse decisions that reach the run after their sender stopped waiting.
+
+    Raises:
+        RefusalError: ``unauthorised_decision``.
+    """
+    if request.not_after is not None and now > request.not_after:
+        raise RefusalError(
+            ErrorCode.UNAUTHORISED_DECISION,
+            f"the decisions arrived after {request.not_after.isoformat()}, when their sender"
+            " stopped waiting for a worker: nothing changed, send them again",
+        )
+
+
+def check_scope(
+    request: DecideRequest, run: RunInput, status: RunStatus, calls: Sequence[CallRecord]
+) -> None:
+    """Refuse decisions sent without a read of the run that the read would have refused.
+
+    The API checks a run it read itself; for a request with a ``scope`` it
+    did not, so these checks come first in the validator, in the API's order.
+    The API redoes a request refused with one of
+    :data:`countersign.access.READ_FIRST` on the path that reads the run,
+    which answers it as it always did.
+
+    Raises:
+        RefusalError: ``unknown_run`` (another agent's run, or one the
+            principal may not read), ``forbidden``, ``session_mismatch``,
+            ``not_paused``, or ``invalid_tool_args`` for an edit, which only
+            that path may send.
+    """
+    scope = request.scope
+    if scope is None:
+        return
+    principal = request.principal
+    gated = any(c.policy is not None for c in calls)
+    if scope.agent_id != run.agent_id or not access.can_read(principal, run.requester, gated=gated):
+        raise RefusalError(ErrorCode.UNKNOWN_RUN, f"run {run.run_id} does not exist")
+    if not access.can_decide(principal, run.requester):
+        raise RefusalError(ErrorCode.FORBIDDEN, f"{principal.id} may not decide run {run.run_id}")
+    if scope.session_id is not None and scope.session_id != run.session_id:
+        raise RefusalError(
+            ErrorCode.SESSION_MISMATCH,
+            f"run {run.run_id} belongs to another session than {scope.session_id!r}",
+        )
+    if status is not RunStatus.PAUSED:
+        raise RefusalError(
+            ErrorCode.NOT_PAUSED,
+            f"run {run.run_id} is {status.value}, not PAUSED: nothing to decide",
+        )
+    for decision in request.decisions:
+        record = find(calls, decision.tool_call_id)
+        if (
+            record is not None
+            and decision.tool_args is not None
+            and args_digest(decision.tool_args) != record.args_digest
+        ):
+            raise RefusalError(
+                ErrorCode.INVALID_ARGS,
+                f"edited arguments of {record.tool_call_id} were not checked against"
+                " the tool's schema",
+                record.tool_call_id,
+            )
 
 
 def check_operator(principal: Principal, operator_ids: Sequence[str]) -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from countersign import access
 from countersign.digest import args_digest
 from countersign.models import (
     CallRecord,
@@ -14,10 +15,13 @@ from countersign.models import (
     DecideRequest,
     Decision,
     DecisionInput,
+    DecisionScope,
     DecisionSource,
     ErrorCode,
     JsonObject,
     Principal,
+    RunInput,
+    RunStatus,
     TimeoutAction,
 )
 from workflows import decision_rules as rules
@@ -329,3 +333,87 @@ def test_only_the_runs_operators_may_decide_by_signal() -> None:
     with pytest.raises(RefusalError) as raised:
         rules.check_operator(NOBODY, ["alice", "bob"])
     assert raised.value.code is ErrorCode.UNAUTHORISED_DECISION
+
+
+# ----------------------------------------- decisions sent without a read
+
+
+RUN = RunInput(
+    run_id="r1", agent_id="data_manager", message="m", session_id="s1", requester=REQUESTER
+)
+OWNER = Principal(id="rita", roles=("requester",))
+STRANGER = Principal(id="sam", roles=("requester",))
+
+
+def scoped(
+    *decisions: DecisionInput,
+    principal: Principal = ALICE,
+    agent_id: str = "data_manager",
+    session_id: str | None = None,
+) -> DecideRequest:
+    return DecideRequest(
+        decisions=list(decisions) or [yes()],
+        principal=principal,
+        scope=DecisionScope(agent_id=agent_id, session_id=session_id),
+    )
+
+
+def scope_refused(
+    request: DecideRequest, calls: list[CallRecord], status: RunStatus = RunStatus.PAUSED
+) -> ErrorCode:
+    with pytest.raises(RefusalError) as raised:
+        rules.check_scope(request, RUN, status, calls)
+    return raised.value.code
+
+
+@pytest.mark.parametrize(
+    ("request_", "calls", "code"),
+    [
+        # Another agent's run reads as a run that does not exist.
+        (scoped(agent_id="other_agent"), [gated()], ErrorCode.UNKNOWN_RUN),
+        # A requester who did not start the run may not see it.
+        (scoped(principal=STRANGER), [gated()], ErrorCode.UNKNOWN_RUN),
+        # An approver sees only runs with a gated call.
+        (scoped(yes("u1")), [ungated()], ErrorCode.UNKNOWN_RUN),
+        # A viewer sees every run and decides none.
+        (scoped(principal=NOBODY), [gated()], ErrorCode.FORBIDDEN),
+        (scoped(session_id="s2"), [gated()], ErrorCode.SESSION_MISMATCH),
+        # Edits are checked against the tool's schema on the path that reads the run.
+        (
+            scoped(yes(tool_args={"table_name": "users", "count": 6})),
+            [gated()],
+            ErrorCode.INVALID_ARGS,
+        ),
+    ],
+)
+def test_decisions_sent_without_a_read_are_refused_as_the_read_would(
+    request_: DecideRequest, calls: list[CallRecord], code: ErrorCode
+) -> None:
+    assert scope_refused(request_, calls) == code
+    assert code in access.READ_FIRST
+
+
+def test_decisions_sent_without_a_read_need_a_paused_run() -> None:
+    assert scope_refused(scoped(), [gated()], RunStatus.RUNNING) == ErrorCode.NOT_PAUSED
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        scoped(),
+        scoped(principal=OWNER, session_id="s1"),
+        scoped(yes(tool_args=dict(ARGS))),  # the arguments echoed, not edited
+        decide(yes(), principal=STRANGER),  # no scope: the API read the run and checked it
+    ],
+)
+def test_decisions_the_read_would_allow_pass_the_scope_check(request_: DecideRequest) -> None:
+    rules.check_scope(request_, RUN, RunStatus.PAUSED, [gated()])
+
+
+def test_decisions_after_their_deadline_are_refused() -> None:
+    request = decide(yes()).model_copy(update={"not_after": NOW})
+    rules.check_deadline(request, NOW)
+    with pytest.raises(RefusalError) as raised:
+        rules.check_deadline(request, NOW + timedelta(microseconds=1))
+    assert raised.value.code is ErrorCode.UNAUTHORISED_DECISION
+    rules.check_deadline(decide(yes()), NOW + timedelta(days=365))
