@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NoReturn, TypeVar
 
 from fastapi import status
@@ -27,7 +27,7 @@ from api.errors import ApiError
 from api.run_responses import run_response
 from api.schemas import ContinueToolEntry
 from api.shutdown import PendingWaits
-from countersign import Agent, AgentRegistry, ToolArgumentsError, decision_proof
+from countersign import Agent, AgentRegistry, ToolArgumentsError, access, decision_proof
 from countersign.client import (
     DecisionRefusedError,
     NotAcceptedError,
@@ -38,9 +38,12 @@ from countersign.digest import args_digest
 from countersign.models import (
     CallState,
     DecideRequest,
+    DecideResult,
     DecisionInput,
+    DecisionScope,
     DecisionSource,
     ErrorCode,
+    JsonObject,
     Principal,
     RefusedAttempt,
     RunStatus,
@@ -60,6 +63,8 @@ NOT_RECORDED = frozenset(
         ErrorCode.UNAUTHORISED_DECISION,
     }
 )
+#: How long before the wait budget ends a decision stops being valid (see ``sealed``).
+DEADLINE_MARGIN = timedelta(seconds=1)
 #: Refusals of one principal on one run sent to the workflow per minute, per API process.
 REFUSALS_RECORDED_PER_MINUTE = 5
 
@@ -89,6 +94,36 @@ class _RecordBudget:
 
 
 _refusals = _RecordBudget(REFUSALS_RECORDED_PER_MINUTE)
+
+
+async def refuse(
+    run: RunClient,
+    principal: Principal,
+    entries: list[ContinueToolEntry],
+    source: DecisionSource,
+    err: ApiError,
+    *,
+    open_run: bool,
+) -> NoReturn:
+    """Record a refusal in the run's audit trail (if it may be), then raise it.
+
+    A caller who may not decide the run at all is answered and not
+    recorded: otherwise anyone who can read a run could grow its history.
+    Repeated refusals by one principal are recorded a few times a minute
+    at most (:data:`REFUSALS_RECORDED_PER_MINUTE`), for the same reason.
+    """
+    metrics.record_refused_decisions(len(entries))
+    if open_run and err.code not in NOT_RECORDED and _refusals.admit((run.run_id, principal.id)):
+        await run.record_refusal(
+            RefusedAttempt(
+                principal=principal,
+                source=source,
+                tool_call_ids=[e.tool_call_id for e in entries],
+                code=err.code,
+                reason=err.detail,
+            )
+        )
+    raise err
 
 
 class DecisionAttempt:
@@ -127,35 +162,20 @@ class DecisionAttempt:
         self.entries = entries
         self.source = source
         self.minted_by = minted_by
-        keys = [k.get_secret_value() for k in settings.decision_proof_keys] if settings else []
-        self.proof_keys = decision_proof.from_settings(keys)
+        self.settings = settings
         self.started = time.perf_counter()
         self.decisions: list[DecisionInput] = []
 
     async def refuse(self, err: ApiError) -> NoReturn:
-        """Record the refusal in the run's audit trail (if it may be), then raise it.
-
-        A caller who may not decide the run at all is answered and not
-        recorded: otherwise anyone who can read a run could grow its history.
-        Repeated refusals by one principal are recorded a few times a minute
-        at most (:data:`REFUSALS_RECORDED_PER_MINUTE`), for the same reason.
-        """
-        metrics.record_refused_decisions(len(self.entries))
-        if (
-            not self.view.status.is_final
-            and err.code not in NOT_RECORDED
-            and _refusals.admit((self.view.run_id, self.principal.id))
-        ):
-            await self.run.record_refusal(
-                RefusedAttempt(
-                    principal=self.principal,
-                    source=self.source,
-                    tool_call_ids=[e.tool_call_id for e in self.entries],
-                    code=err.code,
-                    reason=err.detail,
-                )
-            )
-        raise err
+        """Record the refusal in the run's audit trail (if it may be), then raise it."""
+        await refuse(
+            self.run,
+            self.principal,
+            self.entries,
+            self.source,
+            err,
+            open_run=not self.view.status.is_final,
+        )
 
     async def check(self, *, session_id: str | None, max_decisions: int) -> DecideRequest:
         """The ``decide`` request, after the checks that belong to the API.
@@ -191,10 +211,7 @@ class DecisionAttempt:
             source=self.source,
             minted_by=self.minted_by,
         )
-        if self.proof_keys is None:
-            return request
-        # The workflow's validator accepts the decisions only with this proof.
-        return self.proof_keys.sign(run.run_id, request, datetime.now(UTC))
+        return sealed(self.settings, run.run_id, request)
 
     async def _decision(self, index: int, entry: ContinueToolEntry) -> DecisionInput:
         args = entry.tool_args
@@ -214,14 +231,7 @@ class DecisionAttempt:
                 await self.refuse(
                     ApiError.refusal(ErrorCode.INVALID_ARGS, f"tools.{index}.tool_args: {err}")
                 )
-        return DecisionInput(
-            tool_call_id=entry.tool_call_id,
-            confirmed=entry.confirmed,
-            note=entry.note,
-            tool_name=entry.tool_name,
-            tool_args=args,
-            args_digest=entry.args_digest,
-        )
+        return decision_input(entry, args)
 
     async def send(self, call: Awaitable[T]) -> T:
         """Await the ``decide`` call, turning the workflow's refusals into HTTP errors.
@@ -232,19 +242,128 @@ class DecisionAttempt:
                 worker took the decisions.
         """
         try:
-            result = await call
+            result = await _accepted(call)
         except RunClosedError as err:
             # A closed run records nothing more: answer the refusal only.
             raise ApiError.refusal(err.code, err.message) from None
         except DecisionRefusedError as err:
             await self.refuse(ApiError.refusal(err.code, err.message))
-        except NotAcceptedError as err:
-            raise ApiError.worker_unavailable(
-                f"{err}; Temporal holds them and they apply, if still valid, when a worker"
-                " takes the run: GET the run to see"
-            ) from None
         metrics.observe_decisions(self.decisions, time.perf_counter() - self.started)
         return result
+
+
+async def _accepted(call: Awaitable[T]) -> T:
+    """Await a ``decide`` call; 503 when no worker took the decisions in time."""
+    try:
+        return await call
+    except NotAcceptedError as err:
+        raise ApiError.worker_unavailable(
+            f"{err}; they were not applied (a worker that takes them later refuses them"
+            " as too late): send them again once GET shows the run answering"
+        ) from None
+
+
+def sealed(settings: Settings | None, run_id: str, request: DecideRequest) -> DecideRequest:
+    """``request`` as the API sends it: with its deadline, and its proof when there are keys.
+
+    The deadline is the wait budget, less a margin for the trip back: the
+    validator refuses decisions a worker takes after it, so a 503 (no worker
+    took them in time) leaves nothing to apply later. The workflow's
+    validator accepts decisions only with the proof when the worker has keys
+    (without them it must not require proofs). Without ``settings`` (tests
+    that call the workflow directly) the request goes as it is.
+    """
+    if settings is None:
+        return request
+    now = datetime.now(UTC)
+    budget = settings.wait_budget
+    request = request.model_copy(
+        update={"not_after": now + budget - min(DEADLINE_MARGIN, budget / 4)}
+    )
+    keys = decision_proof.from_settings(
+        [k.get_secret_value() for k in settings.decision_proof_keys]
+    )
+    if keys is None:
+        return request
+    return keys.sign(run_id, request, now)
+
+
+def decision_input(entry: ContinueToolEntry, args: JsonObject | None) -> DecisionInput:
+    """The decision sent to the workflow for one requested entry, with ``args`` as checked."""
+    return DecisionInput(
+        tool_call_id=entry.tool_call_id,
+        confirmed=entry.confirmed,
+        note=entry.note,
+        tool_name=entry.tool_name,
+        tool_args=args,
+        args_digest=entry.args_digest,
+    )
+
+
+async def decide_unread(
+    client: Client,
+    agent_id: str,
+    run_id: str,
+    principal: Principal,
+    entries: list[ContinueToolEntry],
+    *,
+    session_id: str | None,
+    settings: Settings,
+    waits: PendingWaits,
+) -> DecideResult | None:
+    """Send decisions without reading the run first: one ``decide`` update.
+
+    The checks the API makes on a run it read travel in the request's
+    :class:`DecisionScope` and the workflow's validator makes them instead,
+    so an accepted decision costs no query (and no worker task) before it.
+
+    Returns:
+        As :meth:`RunClient.decide`.
+
+    Raises:
+        ReadFirstError: The run is closed or missing, or the workflow refused
+            with one of :data:`countersign.access.READ_FIRST` (who may see the
+            run, or an edit to check): nothing changed and nothing was
+            recorded; redo the request on the path that reads the run, which
+            answers it as it always has.
+        ApiError: The run's own rules refused the decisions (after recording
+            the refusal), in the order the reading path checks them; 503 when
+            no worker took the decisions.
+    """
+    if len(entries) > settings.max_decisions_per_request:
+        raise ReadFirstError
+    started = time.perf_counter()
+    decisions = [decision_input(e, e.tool_args) for e in entries]
+    request = DecideRequest(
+        decisions=decisions,
+        principal=principal,
+        source=DecisionSource.API,
+        scope=DecisionScope(agent_id=agent_id, session_id=session_id),
+    )
+    request = sealed(settings, run_id, request)
+    run = RunClient.of(client, run_id)
+    try:
+        result = await _accepted(waits.run(run.decide(request, wait=settings.wait_budget)))
+    except RunClosedError:
+        raise ReadFirstError from None
+    except DecisionRefusedError as err:
+        if err.code in access.READ_FIRST:
+            raise ReadFirstError from None
+        # The validator got past who may decide: the run's own rules refused.
+        await refuse(
+            run,
+            principal,
+            entries,
+            DecisionSource.API,
+            ApiError.refusal(err.code, err.message),
+            open_run=True,
+        )
+    metrics.observe_decisions(decisions, time.perf_counter() - started)
+    return result
+
+
+class ReadFirstError(Exception):
+    """Decisions sent unread were refused: redo them on the path that reads the run."""
 
 
 async def decide_one(

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api import policy
-from api.decisions import DecisionAttempt
+from api.decisions import DecisionAttempt, ReadFirstError, decide_unread
 from api.deps import AgentDep, Approver, ClientDep, Reader, Requester, SettingsDep, WaitsDep
 from api.errors import ApiError, responses
 from api.events import RunEvent, StartedEvent, event_stream, run_frames
@@ -168,6 +168,26 @@ async def continue_run(
     waits: WaitsDep,
 ) -> Response:
     """Send the decisions and answer when the run settles again."""
+    if not body.stream:
+        # One update, no read of the run first; a refusal (rare) is redone
+        # below, on the path that reads the run and answers as it always has.
+        try:
+            result = await decide_unread(
+                client,
+                agent.id,
+                run_id,
+                principal,
+                body.tools,
+                session_id=body.session_id,
+                settings=settings,
+                waits=waits,
+            )
+        except ReadFirstError:
+            pass
+        else:
+            if result is None:
+                return run_response(await RunClient.of(client, run_id).view(), settled=False)
+            return run_response(result.run)
     view = policy.check_read(principal, await agent_run(client, agent.id, run_id))
     attempt = DecisionAttempt(client, agent, view, principal, body.tools, settings=settings)
     if refusal := policy.decide_refusal(principal, view):
