@@ -11,7 +11,7 @@ COMPILE := $(BIN)/python -m compileall -q $(SOURCES)
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install up worker api test test-faults lint format bench demo ui-screenshot clean
+.PHONY: help install up worker api test test-faults lint format bench bench-breakdown demo ui-screenshot clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -62,6 +62,10 @@ test-faults: $(STAMP) ## Only the fault-injection suite (COUNTERSIGN_FAULTS_LONG
 bench: $(STAMP) ## Countersign vs a same-work bare workflow; BENCH_ARGS='--small', '--profile'...
 	@$(COMPILE) bench
 	$(BIN)/python -m bench --docs $(BENCH_ARGS)
+
+bench-breakdown: $(STAMP) ## The parts of a flow's worker CPU that the bare flow leaves out, alone
+	@$(COMPILE) bench
+	$(BIN)/python -m bench.breakdown
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) data

@@ -163,3 +163,30 @@ def test_profile_shares_leave_plumbing_out_of_totals() -> None:
     totals = dict(summary["total"])
     assert totals["activate (temporalio/worker/workflow_sandbox/_runner.py)"] == 0.375
     assert not any("worker.py" in name or "asyncio/events.py" in name for name in totals)
+
+
+def test_breakdown_measures_every_part(tmp_path: Path) -> None:
+    out = tmp_path / "breakdown.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.breakdown",
+            "--calls",
+            "3",
+            "--rounds",
+            "1",
+            "--out",
+            str(out),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(out.read_text())
+    assert len(figures) == 5
+    assert all(isinstance(v, float) and v > 0 for v in figures.values()), figures
+    assert "one flow beyond the bare flow" in done.stdout
