@@ -16,8 +16,9 @@ that the bare flow does not, one part at a time:
   worker does for a run, the SDK's handling of its commands and payloads
   included, without the activities.
 
-Each figure is CPU time (``time.process_time``, all threads) per call, the
-median of several rounds. Against the two columns' worker CPU per flow in
+Each figure is CPU time (``time.process_time``, all threads) and wall time per
+call, the median of several rounds; the wall time of the activities is what
+they add to a flow's latency. Against the two columns' worker CPU per flow in
 ``docs/benchmarks.md`` they say how much of the gap is work the bare flow
 leaves out on purpose (the activities' own work) and how much is the
 workflow side. The activities run through Temporal's
@@ -80,17 +81,20 @@ MESSAGE = "Delete 5 records from users"
 FLOW_WAIT = timedelta(seconds=30)
 
 
-async def _cpu_per_call(call: Callable[[int], Awaitable[Any]], calls: int, rounds: int) -> float:
-    """Median over ``rounds`` of the CPU milliseconds per call of ``calls`` calls."""
+async def _per_call(
+    call: Callable[[int], Awaitable[Any]], calls: int, rounds: int
+) -> tuple[float, float]:
+    """Medians over ``rounds`` of CPU and wall milliseconds per call, ``calls`` calls a round."""
     for i in range(min(calls, 20)):  # warm caches and connections
         await call(i)
-    per_round = []
+    cpu, wall = [], []
     for r in range(rounds):
-        start = time.process_time()
+        start_cpu, start_wall = time.process_time(), time.perf_counter()
         for i in range(calls):
             await call((r + 1) * calls + i)
-        per_round.append((time.process_time() - start) / calls * 1000)
-    return statistics.median(per_round)
+        cpu.append((time.process_time() - start_cpu) / calls * 1000)
+        wall.append((time.perf_counter() - start_wall) / calls * 1000)
+    return statistics.median(cpu), statistics.median(wall)
 
 
 def _turn_input(turn: int, run_id: str) -> ModelTurnInput:
@@ -110,8 +114,8 @@ def _turn_input(turn: int, run_id: str) -> ModelTurnInput:
     return ModelTurnInput(run_id=run_id, agent_id=AGENT_ID, turn=turn, messages=messages)
 
 
-async def measure(calls: int, rounds: int, work_dir: Path) -> dict[str, float]:
-    """CPU milliseconds per call of each part, with a scripted model on a free port."""
+async def measure(calls: int, rounds: int, work_dir: Path) -> dict[str, tuple[float, float]]:
+    """CPU and wall milliseconds per call of each part, with a scripted model on a free port."""
     processes = Processes(work_dir)
     port = free_port()
     processes.start("model", [sys.executable, "-m", "bench.model_server", "--port", str(port)], {})
@@ -161,13 +165,13 @@ async def measure(calls: int, rounds: int, work_dir: Path) -> dict[str, float]:
             return result
 
         results = {
-            "model turn 1 (the call)": await _cpu_per_call(
+            "model turn 1 (the call)": await _per_call(
                 lambda i: env.run(model.model_turn, _turn_input(1, f"r{i}")), calls, rounds
             ),
-            "model turn 2 (the answer)": await _cpu_per_call(
+            "model turn 2 (the answer)": await _per_call(
                 lambda i: env.run(model.model_turn, _turn_input(2, f"r{i}")), calls, rounds
             ),
-            "gated tool (SQLite, idempotency record)": await _cpu_per_call(tool, calls, rounds),
+            "gated tool (SQLite, idempotency record)": await _per_call(tool, calls, rounds),
         }
         await model.aclose()
         runner = SandboxedWorkflowRunner()
@@ -177,7 +181,7 @@ async def measure(calls: int, rounds: int, work_dir: Path) -> dict[str, float]:
             async def create(_: int, d: Any = defn) -> None:
                 runner.prepare_workflow(d)
 
-            results[f"sandboxed instance: {name}"] = await _cpu_per_call(create, calls, rounds)
+            results[f"sandboxed instance: {name}"] = await _per_call(create, calls, rounds)
         return results | await replay_costs(settings, work_dir, calls, rounds)
     finally:
         processes.stop_all()
@@ -185,8 +189,8 @@ async def measure(calls: int, rounds: int, work_dir: Path) -> dict[str, float]:
 
 async def replay_costs(
     settings: Settings, work_dir: Path, calls: int, rounds: int
-) -> dict[str, float]:
-    """CPU milliseconds to replay one whole run of each column, recorded just now."""
+) -> dict[str, tuple[float, float]]:
+    """CPU and wall milliseconds to replay one whole run of each column, recorded just now."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli()),
         data_converter=pydantic_data_converter,
@@ -240,38 +244,41 @@ async def replay_costs(
                 await client.get_workflow_handle(bare.workflow_id).fetch_history(),
             ),
         }
-    results = {}
+    results: dict[str, tuple[float, float]] = {}
     for name, (cls, history) in histories.items():
         replayer = Replayer(workflows=[cls], data_converter=pydantic_data_converter)
 
         async def replay(_: int, r: Replayer = replayer, h: WorkflowHistory = history) -> None:
             await r.replay_workflow(h)
 
-        results[f"replay of one run: {name} ({len(history.events)} events)"] = await _cpu_per_call(
+        results[f"replay of one run: {name} ({len(history.events)} events)"] = await _per_call(
             replay, max(calls // 4, 1), rounds
         )
     return results
 
 
-def report(results: dict[str, float]) -> str:
-    """The markdown table of the parts, and the sum one flow pays beyond the bare flow."""
-    activities = (
-        results["model turn 1 (the call)"]
-        + results["model turn 2 (the answer)"]
-        + results["gated tool (SQLite, idempotency record)"]
-    )
-    lines = ["| part | CPU per call |", "|---|---|"]
-    lines += [f"| {name} | {ms:.2f} ms |" for name, ms in results.items()]
-    replays = [ms for name, ms in results.items() if name.startswith("replay of one run")]
+def report(results: dict[str, tuple[float, float]]) -> str:
+    """The markdown table of the parts, and what one flow pays beyond the bare flow."""
+    activities = [
+        results[name]
+        for name in (
+            "model turn 1 (the call)",
+            "model turn 2 (the answer)",
+            "gated tool (SQLite, idempotency record)",
+        )
+    ]
+    lines = ["| part | CPU per call | wall per call |", "|---|---|---|"]
+    lines += [f"| {name} | {cpu:.2f} ms | {wall:.2f} ms |" for name, (cpu, wall) in results.items()]
+    cpu, wall = sum(c for c, _ in activities), sum(w for _, w in activities)
     lines.append(
         f"| **activities: one flow beyond the bare flow's no-ops** (two model turns, one tool)"
-        f" | **{activities:.1f} ms** |"
+        f" | **{cpu:.1f} ms** | **{wall:.1f} ms** |"
     )
+    replays = [cpu for name, (cpu, _) in results.items() if name.startswith("replay of one run")]
     if len(replays) == 2:
         lines.append(
             f"| **workflow side: one run beyond the bare run** (replays, Countersign less bare;"
-            f" the sandboxed instance included)"
-            f" | **{replays[0] - replays[1]:.1f} ms** |"
+            f" the sandboxed instance included) | **{replays[0] - replays[1]:.1f} ms** | |"
         )
     return "\n".join(lines)
 
@@ -289,7 +296,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         results = asyncio.run(measure(args.calls, args.rounds, Path(tmp)))
     print(report(results))
     if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        figures = {name: {"cpu_ms": cpu, "wall_ms": wall} for name, (cpu, wall) in results.items()}
+        args.out.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

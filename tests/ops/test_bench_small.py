@@ -188,6 +188,8 @@ def test_breakdown_measures_every_part(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     figures = json.loads(out.read_text())
     assert len(figures) == 7, figures
-    assert all(isinstance(v, float) and v > 0 for v in figures.values()), figures
+    assert all(
+        set(v) == {"cpu_ms", "wall_ms"} and all(x > 0 for x in v.values()) for v in figures.values()
+    ), figures
     assert "one flow beyond the bare flow" in done.stdout
     assert "one run beyond the bare run" in done.stdout
