@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from fastapi import FastAPI
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 
 from api.main import create_app
 from countersign.settings import Settings
@@ -113,6 +113,16 @@ def assert_error(response: httpx.Response, status_code: int, code: str) -> str:
     assert body["detail"]
     detail: str = body["detail"]
     return detail
+
+
+def intercepted(client: Client, interceptor: Interceptor) -> Client:
+    """``client``'s connection and converter, its calls seen by ``interceptor`` first."""
+    return Client(
+        client.service_client,
+        namespace=client.namespace,
+        data_converter=client.data_converter,
+        interceptors=[interceptor],
+    )
 
 
 def api_for(settings: Settings, client: Client | None) -> Api:

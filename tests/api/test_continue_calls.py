@@ -9,9 +9,10 @@ interceptor on the client the API is given.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import pytest
 from temporalio.client import (
     Client,
     Interceptor,
@@ -21,8 +22,7 @@ from temporalio.client import (
     WorkflowUpdateHandle,
 )
 
-from api.main import create_app
-from tests.api.conftest import SEED_ARGS, Api, assert_error
+from tests.api.conftest import SEED_ARGS, Api, api_for, assert_error, intercepted
 from tests.api.test_errors import decision
 from tests.conftest import RunningWorker
 from tests.scripted_openai import ScriptedModel
@@ -55,49 +55,41 @@ class _Counting(OutboundInterceptor):
         return await super().start_workflow_update(input)
 
 
-async def _counted_api(client: Client, worker: RunningWorker) -> tuple[Api, CountedCalls]:
-    counted = CountedCalls()
-    counting = Client(
-        client.service_client,
-        namespace=client.namespace,
-        data_converter=client.data_converter,
-        interceptors=[counted],
-    )
-    app = create_app(worker.settings, client=counting)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
-    return Api(app, http), counted
+@pytest.fixture
+async def counted(
+    client: Client, worker: RunningWorker, model: ScriptedModel
+) -> AsyncIterator[tuple[Api, CountedCalls, dict[str, Any]]]:
+    """The API on a client that counts its calls, and a paused run, the count cleared."""
+    calls = CountedCalls()
+    api = api_for(worker.settings, intercepted(client, calls))
+    async with api.http:
+        run = await api.start_seed_run(model)
+        calls.calls.clear()
+        yield api, calls, run
 
 
 async def test_a_decision_is_one_update_without_a_read(
-    client: Client, worker: RunningWorker, model: ScriptedModel
+    counted: tuple[Api, CountedCalls, dict[str, Any]], worker: RunningWorker
 ) -> None:
-    api, counted = await _counted_api(client, worker)
-    async with api.http:
-        run = await api.start_seed_run(model)
-        counted.calls.clear()
-        done = await api.continue_run(run, [decision(run["tools"][0])], session_id="test_session")
+    api, calls, run = counted
+    done = await api.continue_run(run, [decision(run["tools"][0])], session_id="test_session")
     assert done.status_code == 200, done.text
     assert done.json()["status"] == "COMPLETED"
     assert done.json()["tools"][0]["tool_args"] == SEED_ARGS
-    assert counted.calls == Counter({"update decide": 1})
+    assert calls.calls == Counter({"update decide": 1})
     assert worker.db.effect_count("delete_records") == 1
 
 
 async def test_a_refused_decision_reads_the_run_and_answers_as_before(
-    client: Client, worker: RunningWorker, model: ScriptedModel
+    counted: tuple[Api, CountedCalls, dict[str, Any]], worker: RunningWorker
 ) -> None:
-    api, counted = await _counted_api(client, worker)
-    async with api.http:
-        run = await api.start_seed_run(model)
-        counted.calls.clear()
-        refused = await api.continue_run(
-            run, [decision(run["tools"][0])], session_id="another_session"
-        )
-        assert_error(refused, 409, "session_mismatch")
-        # The validator refused the update; the API then read the run and
-        # refused it itself, sending nothing more.
-        assert counted.calls == Counter({"update decide": 1, "query state": 1})
-        still = await api.get_run(run["run_id"])
+    api, calls, run = counted
+    refused = await api.continue_run(run, [decision(run["tools"][0])], session_id="another_session")
+    assert_error(refused, 409, "session_mismatch")
+    # The validator refused the update; the API then read the run and refused
+    # it itself, sending nothing more.
+    assert calls.calls == Counter({"update decide": 1, "query state": 1})
+    still = await api.get_run(run["run_id"])
     assert still["status"] == "PAUSED"
     assert still["tools"][0]["state"] == "AWAITING_CONFIRMATION"
     assert worker.db.effect_count("delete_records") == 0

@@ -36,7 +36,14 @@ from temporalio.service import RPCError
 from api.main import create_app
 from countersign.client import workflow_id
 from countersign.models import DECIDE_UPDATE, AuditKind, ErrorCode
-from tests.api.conftest import SEED_ARGS, SEED_MESSAGE, api_settings, assert_error, eventually
+from tests.api.conftest import (
+    SEED_ARGS,
+    SEED_MESSAGE,
+    api_settings,
+    assert_error,
+    eventually,
+    intercepted,
+)
 from tests.conftest import run_worker
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.security.live import serving
@@ -109,13 +116,7 @@ async def test_decision_after_deadline_before_timer_is_gone(
 ) -> None:
     settings = api_settings(model, tmp_path, f"tq-{uuid.uuid4()}", confirmation_ttl=TTL)
     held = HeldDecisions()
-    api_client = Client(
-        client.service_client,
-        namespace=client.namespace,
-        data_converter=client.data_converter,
-        interceptors=[held],
-    )
-    app = create_app(settings, api_client)
+    app = create_app(settings, intercepted(client, held))
     model.script(SEED_MESSAGE, Reply(calls=[Call("delete_records", SEED_ARGS)]))
 
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
