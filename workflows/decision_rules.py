@@ -99,7 +99,8 @@ def check_deadline(request: DecideRequest, now: datetime) -> None:
         raise RefusalError(
             ErrorCode.UNAUTHORISED_DECISION,
             f"the decisions arrived after {request.not_after.isoformat()}, when their sender"
-            " stopped waiting for a worker: nothing changed, send them again",
+            " stopped waiting for a worker (or its clock is behind the Temporal server's):"
+            " nothing changed, send them again",
         )
 
 
