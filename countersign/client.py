@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -75,6 +76,8 @@ logger = logging.getLogger("countersign.client")
 ACCEPT_TIMEOUT = timedelta(seconds=30)
 #: How long reading an open run waits for a worker to answer its query.
 QUERY_TIMEOUT = timedelta(seconds=5)
+#: How many executions a read follows when each it reaches has continued as new.
+CONTINUED_AS_NEW_FOLLOWS = 5
 
 RunHandle = WorkflowHandle[Any, RunView]
 T = TypeVar("T")
@@ -85,15 +88,18 @@ class RunClient:
 
     Args:
         handle: The run's workflow handle; see :meth:`of` and :meth:`start`.
+        client: The Temporal client the handle came from, to reach the run's
+            current execution when ``handle`` names one that continued as new.
     """
 
-    def __init__(self, handle: RunHandle) -> None:
+    def __init__(self, handle: RunHandle, client: Client | None = None) -> None:
         self.handle = handle
+        self.client = client
 
     @classmethod
     def of(cls, client: Client, run_id: str) -> RunClient:
-        """The client of an existing run."""
-        return cls(client.get_workflow_handle(workflow_id(run_id), result_type=RunView))
+        """The client of an existing run, addressing its current execution."""
+        return cls(client.get_workflow_handle(workflow_id(run_id), result_type=RunView), client)
 
     @property
     def run_id(self) -> str:
@@ -181,7 +187,7 @@ class RunClient:
         except BaseException:
             await _read_handle_future(operation)
             raise
-        started = cls(await operation.workflow_handle())
+        started = cls(await operation.workflow_handle(), client)
         if wait is None:
             return started, None
         view = await _result_within(update.result(), _remaining(deadline))
@@ -274,14 +280,7 @@ class RunClient:
             WorkerUnavailableError: The run is open and no worker answered in time.
         """
         try:
-            state: RunView = await self.handle.query(
-                STATE_QUERY,
-                reject_condition=QueryRejectCondition.NOT_OPEN,
-                result_type=RunView,
-                rpc_timeout=QUERY_TIMEOUT,
-            )
-        except WorkflowQueryRejectedError:
-            pass
+            state = await self._open_state(QUERY_TIMEOUT)
         except RPCError as err:
             if err.status is RPCStatusCode.NOT_FOUND:
                 raise RunNotFoundError(self.run_id) from None
@@ -292,9 +291,38 @@ class RunClient:
                     " once a worker polls its task queue"
                 ) from None
             raise
-        else:
+        if state is not None:
             return state
         return await self.final_view()
+
+    async def _open_state(self, rpc_timeout: timedelta) -> RunView | None:
+        """The ``state`` query's answer, or ``None`` when the run is closed.
+
+        A query that reaches an execution which continued as new is rejected
+        (when it raced the hand-over, or its handle names that execution);
+        the run is still open, so the query goes to its current execution.
+        Without this, the caller would wait on the run's final result: for a
+        paused run, until someone decides.
+        """
+        handle = self.handle
+        for _ in range(CONTINUED_AS_NEW_FOLLOWS):
+            try:
+                state: RunView = await handle.query(
+                    STATE_QUERY,
+                    reject_condition=QueryRejectCondition.NOT_OPEN,
+                    result_type=RunView,
+                    rpc_timeout=rpc_timeout,
+                )
+            except WorkflowQueryRejectedError as err:
+                if err.status is not WorkflowExecutionStatus.CONTINUED_AS_NEW:
+                    return None
+                if handle.run_id is not None and self.client is not None:
+                    handle = self.client.get_workflow_handle(handle.id, result_type=RunView)
+            else:
+                return state
+        raise WorkerUnavailableError(
+            f"run {self.run_id} kept continuing as new while it was read; read it again"
+        )
 
     async def final_view(self) -> RunView:
         """A closed run's view, from its history."""
@@ -315,21 +343,13 @@ class RunClient:
             temporalio.service.RPCError: Temporal is unreachable.
         """
         try:
-            state: RunView = await self.handle.query(
-                STATE_QUERY,
-                reject_condition=QueryRejectCondition.NOT_OPEN,
-                result_type=RunView,
-                rpc_timeout=answer_within,
-            )
-        except WorkflowQueryRejectedError:
-            return None
+            return await self._open_state(answer_within)
         except WorkflowQueryFailedError as err:
             raise WorkerUnavailableError(f"its worker could not answer: {err}") from None
         except RPCError as err:
             if err.status is RPCStatusCode.UNAVAILABLE:
                 raise
             raise WorkerUnavailableError(f"its state query failed: {err}") from None
-        return state
 
     async def cancel(self) -> None:
         """Ask Temporal to cancel the run: the workflow denies its waiting calls, ends CANCELLED.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,10 +11,11 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from countersign.client import build_run_input, workflow_id
+from countersign.client import RunClient, build_run_input, workflow_id
 from countersign.digest import first_broken_link
 from countersign.models import CallState, Principal, RunStatus
 from tests.agents_for_tests import AGENT_ID
+from tests.api.conftest import eventually
 from tests.conftest import make_settings, start_dev_server
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.workflows.helpers import TEST_AGENT_MODULES, running_worker
@@ -67,3 +69,46 @@ async def test_run_continues_as_new_and_keeps_its_state(
     assert first_broken_link(trail) is None
     assert trail[0].kind.value == "run.started"
     assert trail[-1].kind.value == "run.finished"
+
+
+async def test_a_view_asked_of_an_execution_that_continued_as_new_reads_the_next_one(
+    small_history_env: WorkflowEnvironment, model: ScriptedModel, tmp_path: Path
+) -> None:
+    """A query that reaches an execution just as it continued as new is rejected.
+
+    The view must then read the run's next execution, not wait for the run's
+    final result, which a paused run never gives until someone decides. Here
+    the query is pinned to the first execution, so the rejection always happens.
+    """
+    client = small_history_env.client
+    message = "Count the orders four times, then delete some"
+    delete = Call("weekly_delete", {"table_name": "orders", "count": 5})
+    model.script(message, *(Reply(calls=[COUNT]) for _ in range(4)), Reply(calls=[delete]))
+    settings = make_settings(
+        model, tmp_path, f"tq-{uuid.uuid4()}", agent_modules=TEST_AGENT_MODULES
+    )
+    run = build_run_input(
+        settings, agent_id=AGENT_ID, message=message, requester=Principal(id="alice")
+    )
+    async with running_worker(client, settings):
+        handle = await client.start_workflow(
+            AgentRunWorkflow.run,
+            run,
+            id=workflow_id(run.run_id),
+            task_queue=settings.temporal_task_queue,
+        )
+        paused = await eventually(
+            RunClient.of(client, run.run_id).view,
+            lambda v: v.status is RunStatus.PAUSED,
+            within=30,
+        )
+        first = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+        first_history = await first.fetch_history()
+        view = await asyncio.wait_for(RunClient(first, client).view(), timeout=10)
+
+    assert (
+        first_history.events[-1].event_type
+        == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    )
+    assert view.status is RunStatus.PAUSED
+    assert view.pause_count == paused.pause_count
