@@ -6,14 +6,17 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from countersign.client import RunClient, build_run_input, workflow_id
 from countersign.digest import first_broken_link
-from countersign.models import CallState, Principal, RunStatus
+from countersign.models import CallState, Principal, RunInput, RunStatus, RunView
+from countersign.settings import Settings
 from tests.agents_for_tests import AGENT_ID
 from tests.api.conftest import eventually
 from tests.conftest import make_settings, start_dev_server
@@ -31,25 +34,40 @@ async def small_history_env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
-async def test_run_continues_as_new_and_keeps_its_state(
-    small_history_env: WorkflowEnvironment, model: ScriptedModel, tmp_path: Path
-) -> None:
-    client = small_history_env.client
-    message = "Count the orders four times"
-    model.script(message, *(Reply(calls=[COUNT]) for _ in range(4)))
+def scripted_run(
+    model: ScriptedModel, tmp_path: Path, message: str, *replies: Reply
+) -> tuple[Settings, RunInput]:
+    """Settings for a worker of the test agents, and a run whose model says ``replies``."""
+    model.script(message, *replies)
     settings = make_settings(
         model, tmp_path, f"tq-{uuid.uuid4()}", agent_modules=TEST_AGENT_MODULES
     )
     run = build_run_input(
         settings, agent_id=AGENT_ID, message=message, requester=Principal(id="alice")
     )
+    return settings, run
+
+
+async def start(client: Client, settings: Settings, run: RunInput) -> WorkflowHandle[Any, RunView]:
+    """Start ``run`` straight through Temporal."""
+    return await client.start_workflow(
+        AgentRunWorkflow.run,
+        run,
+        id=workflow_id(run.run_id),
+        task_queue=settings.temporal_task_queue,
+    )
+
+
+async def test_run_continues_as_new_and_keeps_its_state(
+    small_history_env: WorkflowEnvironment, model: ScriptedModel, tmp_path: Path
+) -> None:
+    client = small_history_env.client
+    message = "Count the orders four times"
+    settings, run = scripted_run(
+        model, tmp_path, message, *(Reply(calls=[COUNT]) for _ in range(4))
+    )
     async with running_worker(client, settings):
-        handle = await client.start_workflow(
-            AgentRunWorkflow.run,
-            run,
-            id=workflow_id(run.run_id),
-            task_queue=settings.temporal_task_queue,
-        )
+        handle = await start(client, settings, run)
         done = await handle.result()
         first_history = await client.get_workflow_handle(
             handle.id, run_id=handle.result_run_id
@@ -83,20 +101,11 @@ async def test_a_view_asked_of_an_execution_that_continued_as_new_reads_the_next
     client = small_history_env.client
     message = "Count the orders four times, then delete some"
     delete = Call("weekly_delete", {"table_name": "orders", "count": 5})
-    model.script(message, *(Reply(calls=[COUNT]) for _ in range(4)), Reply(calls=[delete]))
-    settings = make_settings(
-        model, tmp_path, f"tq-{uuid.uuid4()}", agent_modules=TEST_AGENT_MODULES
-    )
-    run = build_run_input(
-        settings, agent_id=AGENT_ID, message=message, requester=Principal(id="alice")
+    settings, run = scripted_run(
+        model, tmp_path, message, *(Reply(calls=[COUNT]) for _ in range(4)), Reply(calls=[delete])
     )
     async with running_worker(client, settings):
-        handle = await client.start_workflow(
-            AgentRunWorkflow.run,
-            run,
-            id=workflow_id(run.run_id),
-            task_queue=settings.temporal_task_queue,
-        )
+        handle = await start(client, settings, run)
         paused = await eventually(
             RunClient.of(client, run.run_id).view,
             lambda v: v.status is RunStatus.PAUSED,
