@@ -194,15 +194,12 @@ class DecisionAttempt:
                 ApiError(
                     status.HTTP_409_CONFLICT,
                     ErrorCode.SESSION_MISMATCH,
-                    f"run {run.run_id} belongs to another session than {session_id!r}",
+                    access.session_mismatch(run.run_id, session_id),
                 )
             )
         if run.status is not RunStatus.PAUSED:
             await self.refuse(
-                ApiError.refusal(
-                    ErrorCode.NOT_PAUSED,
-                    f"run {run.run_id} is {run.status.value}, not PAUSED: nothing to decide",
-                )
+                ApiError.refusal(ErrorCode.NOT_PAUSED, access.not_paused(run.run_id, run.status))
             )
         self.decisions = [await self._decision(i, e) for i, e in enumerate(self.entries)]
         request = DecideRequest(

@@ -21,6 +21,7 @@ from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from api.schemas import ErrorBody
+from countersign import access
 from countersign.client import (
     DecisionRefusedError,
     RunNotFoundError,
@@ -128,7 +129,7 @@ class ApiError(Exception):
     @classmethod
     def unknown_run(cls, run_id: str) -> ApiError:
         """404 ``unknown_run``: the same answer for a missing run and a hidden one."""
-        return cls(status.HTTP_404_NOT_FOUND, ErrorCode.UNKNOWN_RUN, f"run {run_id} does not exist")
+        return cls(status.HTTP_404_NOT_FOUND, ErrorCode.UNKNOWN_RUN, access.unknown_run(run_id))
 
     @classmethod
     def invalid(cls, detail: str) -> ApiError:

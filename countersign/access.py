@@ -8,7 +8,7 @@ only facts fixed when the run started, and whether it has a gated call.
 
 from __future__ import annotations
 
-from countersign.models import ErrorCode, Principal
+from countersign.models import ErrorCode, Principal, RunStatus
 from countersign.security import ROLE_APPROVER, ROLE_REQUESTER, ROLE_VIEWER
 
 
@@ -32,6 +32,25 @@ def can_decide(principal: Principal, requester: Principal) -> bool:
     eyes, self-approval).
     """
     return principal.has_any_role([ROLE_APPROVER]) or owns(principal, requester)
+
+
+# The words of the refusals a read of the run makes, the same whether the API
+# or the ``decide`` validator makes them.
+
+
+def unknown_run(run_id: str) -> str:
+    """A run that does not exist, or that the caller may not see."""
+    return f"run {run_id} does not exist"
+
+
+def session_mismatch(run_id: str, session_id: str) -> str:
+    """Decisions that name another session than the run's."""
+    return f"run {run_id} belongs to another session than {session_id!r}"
+
+
+def not_paused(run_id: str, status: RunStatus) -> str:
+    """Decisions on a run that awaits none."""
+    return f"run {run_id} is {status.value}, not PAUSED: nothing to decide"
 
 
 #: Refusals of decisions sent without a read of the run (with a

@@ -127,19 +127,15 @@ def check_scope(
     principal = request.principal
     gated = any(c.policy is not None for c in calls)
     if scope.agent_id != run.agent_id or not access.can_read(principal, run.requester, gated=gated):
-        raise RefusalError(ErrorCode.UNKNOWN_RUN, f"run {run.run_id} does not exist")
+        raise RefusalError(ErrorCode.UNKNOWN_RUN, access.unknown_run(run.run_id))
     if not access.can_decide(principal, run.requester):
         raise RefusalError(ErrorCode.FORBIDDEN, f"{principal.id} may not decide run {run.run_id}")
     if scope.session_id is not None and scope.session_id != run.session_id:
         raise RefusalError(
-            ErrorCode.SESSION_MISMATCH,
-            f"run {run.run_id} belongs to another session than {scope.session_id!r}",
+            ErrorCode.SESSION_MISMATCH, access.session_mismatch(run.run_id, scope.session_id)
         )
     if status is not RunStatus.PAUSED:
-        raise RefusalError(
-            ErrorCode.NOT_PAUSED,
-            f"run {run.run_id} is {status.value}, not PAUSED: nothing to decide",
-        )
+        raise RefusalError(ErrorCode.NOT_PAUSED, access.not_paused(run.run_id, status))
     for decision in request.decisions:
         record = find(calls, decision.tool_call_id)
         if (
