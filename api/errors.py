@@ -64,6 +64,8 @@ REFUSAL_STATUS: dict[ErrorCode, int] = {
     ErrorCode.FORBIDDEN_ROLE: status.HTTP_403_FORBIDDEN,
     ErrorCode.SELF_APPROVAL: status.HTTP_403_FORBIDDEN,
     ErrorCode.UNAUTHORISED_DECISION: status.HTTP_403_FORBIDDEN,
+    # The run client reports it as not accepted (503 ``worker_unavailable``).
+    ErrorCode.TOO_LATE: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 _CODE_OF_STATUS = {

@@ -76,6 +76,8 @@ logger = logging.getLogger("countersign.client")
 ACCEPT_TIMEOUT = timedelta(seconds=30)
 #: How long reading an open run waits for a worker to answer its query.
 QUERY_TIMEOUT = timedelta(seconds=5)
+#: How long asking whether Temporal is reachable may take, after a call got no answer.
+PROBE_TIMEOUT = timedelta(seconds=1)
 #: How many executions a read follows when each it reaches has continued as new.
 CONTINUED_AS_NEW_FOLLOWS = 5
 
@@ -118,7 +120,8 @@ class RunClient:
 
         Returns:
             The run's client and the settled run, or ``None`` when the wait
-            budget ran out first (the run goes on).
+            budget ran out first or there is none (``wait`` ``None`` or zero:
+            the start is confirmed, not waited on); the run goes on.
 
         Raises:
             NotAcceptedError: The workflow is started but no worker took it
@@ -139,20 +142,21 @@ class RunClient:
         )
         deadline = _deadline(wait)
         try:
-            update = await client.start_update_with_start_workflow(
-                WAIT_SETTLED_UPDATE,
-                0,
-                start_workflow_operation=operation,
-                # With a wait budget, ask for the settled run in the same call:
-                # the server answers when the update completes, so there is no
-                # second round trip to poll for the result.
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED
-                if wait is None
-                else WorkflowUpdateStage.COMPLETED,
-                result_type=RunView,
-                rpc_timeout=wait or ACCEPT_TIMEOUT,
-            )
-        except WorkflowUpdateRPCTimeoutOrCancelledError as err:
+            async with _within(wait or ACCEPT_TIMEOUT):
+                update = await client.start_update_with_start_workflow(
+                    WAIT_SETTLED_UPDATE,
+                    0,
+                    start_workflow_operation=operation,
+                    # With a wait budget, ask for the settled run in the same
+                    # call: the server answers when the update completes, so
+                    # there is no second round trip to poll for the result.
+                    wait_for_stage=WorkflowUpdateStage.COMPLETED
+                    if wait
+                    else WorkflowUpdateStage.ACCEPTED,
+                    result_type=RunView,
+                    rpc_timeout=wait or ACCEPT_TIMEOUT,
+                )
+        except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as err:
             await _read_handle_future(operation)
             if _cancelling():
                 raise
@@ -188,7 +192,7 @@ class RunClient:
             await _read_handle_future(operation)
             raise
         started = cls(await operation.workflow_handle(), client)
-        if wait is None:
+        if not wait:
             return started, None
         view = await _result_within(update.result(), _remaining(deadline))
         return started, await cls.of(client, run.run_id)._follow(view, deadline)
@@ -211,16 +215,20 @@ class RunClient:
         """
         deadline = _deadline(wait)
         try:
-            update = await self.handle.start_update(
-                DECIDE_UPDATE,
-                request,
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                result_type=DecideResult,
-                rpc_timeout=wait or ACCEPT_TIMEOUT,
-            )
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            async with _within(wait or ACCEPT_TIMEOUT):
+                update = await self.handle.start_update(
+                    DECIDE_UPDATE,
+                    request,
+                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                    result_type=DecideResult,
+                    rpc_timeout=wait or ACCEPT_TIMEOUT,
+                )
+        except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
             if _cancelling():
                 raise
+            # The SDK retries an unreachable server past the bound: say which it was.
+            if (down := await _unreachable(self.client)) is not None:
+                raise down from None
             raise NotAcceptedError(
                 f"no worker took the decisions for {self.handle.id} within "
                 f"{(wait or ACCEPT_TIMEOUT).total_seconds():g} s"
@@ -232,13 +240,14 @@ class RunClient:
                 raise
             # Updates to a closed workflow fail at the RPC level.
             raise RunClosedError(self.run_id, err) from None
-        if wait is None:
-            return None
         try:
-            result = await _result_within(update.result(), _remaining(deadline))
+            # Without a wait, only an outcome known already (a refusal): no poll.
+            result = await _result_within(
+                update.result(), 0.0 if wait is None else _remaining(deadline)
+            )
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from None
-        if result is None:
+        if wait is None or result is None:
             return None
         settled = await self._follow(result.run, deadline)
         return None if settled is None else result.model_copy(update={"run": settled})
@@ -407,27 +416,47 @@ class RunClient:
 def _refusal(err: WorkflowUpdateFailedError) -> Exception:
     """The workflow's refusal behind a failed ``decide`` update, else ``err`` itself."""
     cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.type in set(ErrorCode):
-        return DecisionRefusedError(ErrorCode(str(cause.type)), cause.message)
-    return err
+    if not isinstance(cause, ApplicationError) or cause.type not in set(ErrorCode):
+        return err
+    code = ErrorCode(str(cause.type))
+    if code is ErrorCode.TOO_LATE:
+        # Refused because its sender had stopped waiting: what that sender
+        # answered (not accepted, nothing applied) is exactly what happened.
+        return NotAcceptedError(cause.message)
+    return DecisionRefusedError(code, cause.message)
 
 
 async def _result_within(awaitable: Awaitable[T], seconds: float | None) -> T | None:
     """``awaitable``'s result, or ``None`` when ``seconds`` pass first.
 
-    At the deadline ``wait_for`` cancels the SDK's poll for the update's
-    outcome, and the SDK reports a cancelled poll as
-    ``WorkflowUpdateRPCTimeoutOrCancelledError``, not as a cancellation: that
-    too is the deadline passing, unless this task itself is being cancelled.
+    An outcome the SDK knows already (a refusal that came back with the
+    update's acceptance) is returned or raised even when no time is left:
+    ``asyncio.timeout`` cancels at the next suspension, and a known outcome
+    needs none, where ``wait_for(..., 0)`` would have dropped it unread. At
+    the deadline the SDK reports its cancelled poll as
+    ``WorkflowUpdateRPCTimeoutOrCancelledError``: that too is the deadline
+    passing, unless this task itself is being cancelled.
     """
     try:
-        return await asyncio.wait_for(awaitable, seconds)
+        async with _within(None if seconds is None else timedelta(seconds=seconds)):
+            return await awaitable
     except TimeoutError:
         return None
     except WorkflowUpdateRPCTimeoutOrCancelledError:
         if _cancelling():
             raise
         return None
+
+
+def _within(wait: timedelta | None) -> asyncio.Timeout:
+    """A bound on a whole SDK call, where ``rpc_timeout`` bounds each of its RPCs.
+
+    The SDK sends an update again each time the server answers that it is
+    only admitted (the server's long poll, 20 s by default, ended first), so
+    one call can outlast its ``rpc_timeout`` many times over: the API would
+    answer after its wait budget, and after its decisions' ``not_after``.
+    """
+    return asyncio.timeout(None if wait is None else wait.total_seconds())
 
 
 def _no_worker(err: RPCError) -> bool:
@@ -446,6 +475,17 @@ async def _read_handle_future(operation: WithStartWorkflowOperation[Any, Any]) -
     # failed before reaching the server the SDK never settles that future.
     with contextlib.suppress(BaseException):
         await asyncio.wait_for(operation.workflow_handle(), 1.0)
+
+
+async def _unreachable(client: Client | None) -> RPCError | None:
+    """The connection failure that explains a call left unanswered, if Temporal is unreachable."""
+    if client is None:
+        return None
+    try:
+        await client.service_client.check_health(timeout=PROBE_TIMEOUT)
+    except RPCError as err:
+        return err if is_connection_failure(err) else None
+    return None
 
 
 async def _exists(client: Client, run_id: str) -> bool | None:

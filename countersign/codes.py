@@ -107,6 +107,10 @@ class ErrorCode(StrEnum):
     SEQ_AHEAD = "settle_seq_ahead"
     #: A decision without the API's proof, or a signal from a non-operator.
     UNAUTHORISED_DECISION = "unauthorised_decision"
+    #: Decisions a worker took after their sender stopped waiting. Never an
+    #: HTTP code: the run client reports them as not accepted (503
+    #: ``worker_unavailable``), which is what their sender already answered.
+    TOO_LATE = "decision_too_late"
 
     # The API's own: requests refused before any run is asked.
     INVALID_REQUEST = "invalid_request"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +52,10 @@ test_server_binary.__test__ = False  # type: ignore[attr-defined]
 
 
 async def start_dev_server(
-    *, suggest_continue_as_new_at: int | None = None, **options: Any
+    *,
+    suggest_continue_as_new_at: int | None = None,
+    dynamic_config: Mapping[str, str] | None = None,
+    **options: Any,
 ) -> WorkflowEnvironment:
     """A Temporal dev server as the product runs it.
 
@@ -62,14 +65,16 @@ async def start_dev_server(
     Args:
         suggest_continue_as_new_at: History events after which the server
             suggests continue-as-new (Temporal's default is far higher).
+        dynamic_config: More dynamic config values, each as the CLI takes it
+            (a duration is a quoted string: ``'"1s"'``).
         **options: Passed on, e.g. ``port`` or ``dev_server_database_filename``.
     """
-    extra = list(DEV_SERVER_ARGS)
+    values = dict(dynamic_config or {})
     if suggest_continue_as_new_at is not None:
-        extra += [
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={suggest_continue_as_new_at}",
-        ]
+        values["limit.historyCount.suggestContinueAsNew"] = str(suggest_continue_as_new_at)
+    extra = list(DEV_SERVER_ARGS)
+    for key, value in values.items():
+        extra += ["--dynamic-config-value", f"{key}={value}"]
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         data_converter=pydantic_data_converter,

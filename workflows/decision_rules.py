@@ -93,11 +93,11 @@ def check_deadline(request: DecideRequest, now: datetime) -> None:
     """Refuse decisions that reach the run after their sender stopped waiting.
 
     Raises:
-        RefusalError: ``unauthorised_decision``.
+        RefusalError: ``decision_too_late``.
     """
     if request.not_after is not None and now > request.not_after:
         raise RefusalError(
-            ErrorCode.UNAUTHORISED_DECISION,
+            ErrorCode.TOO_LATE,
             f"the decisions arrived after {request.not_after.isoformat()}, when their sender"
             " stopped waiting for a worker (or its clock is behind the Temporal server's):"
             " nothing changed, send them again",

@@ -415,5 +415,5 @@ def test_decisions_after_their_deadline_are_refused() -> None:
     rules.check_deadline(request, NOW)
     with pytest.raises(RefusalError) as raised:
         rules.check_deadline(request, NOW + timedelta(microseconds=1))
-    assert raised.value.code is ErrorCode.UNAUTHORISED_DECISION
+    assert raised.value.code is ErrorCode.TOO_LATE
     rules.check_deadline(decide(yes()), NOW + timedelta(days=365))

@@ -1,17 +1,25 @@
-"""A decision sent while no worker runs is held by Temporal and applied when one returns."""
+"""Decisions while no worker serves the run: held, applied once, or answered as not accepted.
+
+A decision sent while no worker runs is held by Temporal and applied when one
+returns; one a worker takes after its sender stopped waiting is refused and
+changes nothing; and a wait ends within its budget however the server answers.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
-from countersign.client import NotAcceptedError, RunClient
-from countersign.models import CallState, RunStatus
+from countersign.client import NotAcceptedError, RunClient, build_run_input
+from countersign.models import CallState, ErrorCode, RunStatus
+from tests.conftest import make_settings, start_dev_server
 from tests.scripted_openai import Call, Reply, ScriptedModel
 from tests.workflows.conftest import WorkerFactory
-from tests.workflows.helpers import request, start_paused
+from tests.workflows.helpers import ALICE, Worker, assert_refused, request, start_paused
 
 DELETE = Call("delete_records", {"table_name": "users", "count": 7})
 
@@ -36,3 +44,66 @@ async def test_decision_while_worker_down_applies_once_when_worker_returns(
     assert done.status is RunStatus.COMPLETED
     assert done.tools[0].state is CallState.EXECUTED
     assert worker.db.effect_count("delete_records") == 1
+
+
+async def test_decisions_a_worker_takes_after_their_deadline_are_not_accepted(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    # As when a worker comes back after the API stopped waiting: the validator
+    # refuses them, and the caller hears what its sender already answered
+    # (not accepted, nothing applied), not a refusal of who sent them.
+    handle, paused = await start_paused(
+        client, worker, model, "Delete 7 users, too late", Reply(calls=[DELETE])
+    )
+    [pending] = paused.pending
+    late = request({pending.tool_call_id: True}).model_copy(
+        update={"not_after": datetime.now(UTC) - timedelta(seconds=1)}
+    )
+    events = len((await handle.fetch_history()).events)
+
+    with pytest.raises(NotAcceptedError, match="stopped waiting"):
+        await RunClient(handle).decide(late, wait=timedelta(seconds=30))
+
+    assert len((await handle.fetch_history()).events) == events
+    still = await RunClient(handle).view()
+    assert still.status is RunStatus.PAUSED
+    assert still.tools[0].state is CallState.AWAITING_CONFIRMATION
+    assert worker.db.effect_count("delete_records") == 0
+
+
+async def test_a_refusal_is_raised_without_a_wait(
+    client: Client, worker: Worker, model: ScriptedModel
+) -> None:
+    # Without a wait the call returns once the decisions are accepted; a
+    # refusal comes back with the same answer and must not pass for one.
+    handle, _ = await start_paused(
+        client, worker, model, "Delete 7 users, unknown call", Reply(calls=[DELETE])
+    )
+
+    await assert_refused(
+        ErrorCode.UNKNOWN_CALL,
+        RunClient(handle).decide(request({"call_nobody_made": True}), wait=None),
+    )
+
+
+async def test_waits_end_within_budget_when_the_server_long_poll_ends_first(
+    model: ScriptedModel, tmp_path: Path
+) -> None:
+    # The server answers a waiting update "admitted" when its long poll ends
+    # (20 s by default, 1 s here) and the SDK sends it again: without a bound
+    # on the whole call, a budget longer than the long poll is never kept.
+    budget = timedelta(seconds=2)
+    async with await start_dev_server(
+        dynamic_config={"history.longPollExpirationInterval": '"1s"'}
+    ) as env:
+        settings = make_settings(model, tmp_path, "tq-nobody")
+        run = build_run_input(
+            settings, agent_id="data_manager", message="no worker polls", requester=ALICE
+        )
+        async with asyncio.timeout(20):
+            with pytest.raises(NotAcceptedError, match="did not settle"):
+                await RunClient.start(env.client, run, task_queue="tq-nobody", wait=budget)
+            with pytest.raises(NotAcceptedError, match="no worker took"):
+                await RunClient.of(env.client, run.run_id).decide(
+                    request({"call_1": True}), wait=budget
+                )
