@@ -12,7 +12,7 @@ machines are in ``docs/architecture.md``.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
@@ -343,7 +343,7 @@ class AgentRunWorkflow:
             problem = keys.problem(self._input.run_id, request, workflow.now())
             if problem is not None:
                 raise RefusalError(ErrorCode.UNAUTHORISED_DECISION, problem)
-        decision_rules.check_deadline(request, workflow.now())
+        decision_rules.check_deadline(request, _validator_clock())
         decision_rules.check_scope(request, self._input, self._state.status, self._state.calls)
         self._check(request)
 
@@ -482,3 +482,14 @@ class AgentRunWorkflow:
         # twice; its callers answer with the status and the calls, never the
         # conversation, which the state query and the run's result still carry.
         return self._view().model_copy(update={"messages": []})
+
+
+def _validator_clock() -> datetime:
+    """The worker's clock, for validators only (they do not run on replay).
+
+    ``workflow.now()`` is when the task started, which after a restart can be
+    a whole replay before the validator runs: too early to tell a decision
+    whose sender has given up.
+    """
+    with workflow.unsafe.sandbox_unrestricted():
+        return datetime.now(UTC)

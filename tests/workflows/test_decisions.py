@@ -5,7 +5,9 @@ every refusal the ``decide`` validator makes, with the run left unchanged.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
+import pytest
 from temporalio.client import Client
 
 from countersign.client import DecisionRefusedError, RunClient
@@ -246,15 +248,18 @@ async def test_concurrent_identical_approvals_execute_once(
     assert worker.db.count("users") == 950
 
 
+# Without a wait the call returns once the decisions are accepted; a refusal
+# comes back in the same answer and must not pass for an acceptance.
+@pytest.mark.parametrize("wait", [WAIT, None], ids=["waiting", "not waiting"])
 async def test_unknown_tool_call_refused(
-    client: Client, worker: Worker, model: ScriptedModel
+    client: Client, worker: Worker, model: ScriptedModel, wait: timedelta | None
 ) -> None:
     handle, paused = await start_paused(
         client, worker, model, "Refuse an unknown call id", Reply(calls=[DELETE_50])
     )
 
     await assert_refused(
-        ErrorCode.UNKNOWN_CALL, RunClient(handle).decide(request({"call_nope": True}), wait=WAIT)
+        ErrorCode.UNKNOWN_CALL, RunClient(handle).decide(request({"call_nope": True}), wait=wait)
     )
 
     await _assert_still_paused(handle, paused.tools[0].tool_call_id)

@@ -8,18 +8,33 @@ changes nothing; and a wait ends within its budget however the server answers.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
 from temporalio.client import Client
+from temporalio.client import Interceptor as ClientInterceptor
+from temporalio.worker import (
+    HandleUpdateInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
 
 from countersign.client import NotAcceptedError, RunClient, build_run_input
-from countersign.models import CallState, ErrorCode, RunStatus
+from countersign.models import DECIDE_UPDATE, CallState, DecideRequest, RunStatus
 from tests.conftest import make_settings, start_dev_server
 from tests.scripted_openai import Call, Reply, ScriptedModel
-from tests.workflows.conftest import WorkerFactory
-from tests.workflows.helpers import ALICE, Worker, assert_refused, request, start_paused
+from tests.workflows.conftest import SettingsFactory, WorkerFactory
+from tests.workflows.helpers import (
+    ALICE,
+    Worker,
+    request,
+    running_worker,
+    start_paused,
+)
 
 DELETE = Call("delete_records", {"table_name": "users", "count": 7})
 
@@ -71,21 +86,6 @@ async def test_decisions_a_worker_takes_after_their_deadline_are_not_accepted(
     assert worker.db.effect_count("delete_records") == 0
 
 
-async def test_a_refusal_is_raised_without_a_wait(
-    client: Client, worker: Worker, model: ScriptedModel
-) -> None:
-    # Without a wait the call returns once the decisions are accepted; a
-    # refusal comes back with the same answer and must not pass for one.
-    handle, _ = await start_paused(
-        client, worker, model, "Delete 7 users, unknown call", Reply(calls=[DELETE])
-    )
-
-    await assert_refused(
-        ErrorCode.UNKNOWN_CALL,
-        RunClient(handle).decide(request({"call_nobody_made": True}), wait=None),
-    )
-
-
 async def test_waits_end_within_budget_when_the_server_long_poll_ends_first(
     model: ScriptedModel, tmp_path: Path
 ) -> None:
@@ -107,3 +107,56 @@ async def test_waits_end_within_budget_when_the_server_long_poll_ends_first(
                 await RunClient.of(env.client, run.run_id).decide(
                     request({"call_1": True}), wait=budget
                 )
+
+
+class SlowValidation(ClientInterceptor, Interceptor):
+    """Holds each ``decide`` validation until its deadline has passed on the worker's clock.
+
+    As a worker that replays a long history before it validates: the task
+    started before the deadline, the validation runs after it. On the
+    client, so the worker built on that client picks it up.
+    """
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        """Wrap the workflow's inbound calls."""
+        del input
+        return _SlowInbound
+
+
+class _SlowInbound(WorkflowInboundInterceptor):
+    def handle_update_validator(self, input: HandleUpdateInput) -> None:
+        [request] = input.args
+        if input.update == DECIDE_UPDATE and isinstance(request, DecideRequest):
+            assert request.not_after is not None
+            with workflow.unsafe.sandbox_unrestricted():
+                while datetime.now(UTC) <= request.not_after:
+                    time.sleep(0.01)
+        super().handle_update_validator(input)
+
+
+async def test_the_deadline_is_checked_when_the_validator_runs(
+    client: Client, test_settings: SettingsFactory, model: ScriptedModel
+) -> None:
+    # The workflow task's start time would pass the decisions: the answer
+    # after them could then reach a sender that already said "not applied".
+    slow = Client(
+        client.service_client,
+        namespace=client.namespace,
+        data_converter=client.data_converter,
+        interceptors=[SlowValidation()],
+    )
+    async with running_worker(slow, test_settings()) as worker:
+        handle, paused = await start_paused(
+            client, worker, model, "Delete 7 users, slowly validated", Reply(calls=[DELETE])
+        )
+        [pending] = paused.pending
+        soon = request({pending.tool_call_id: True}).model_copy(
+            update={"not_after": datetime.now(UTC) + timedelta(milliseconds=500)}
+        )
+
+        with pytest.raises(NotAcceptedError, match="stopped waiting"):
+            await RunClient(handle).decide(soon, wait=timedelta(seconds=30))
+
+        assert (await RunClient(handle).view()).status is RunStatus.PAUSED
