@@ -98,9 +98,8 @@ def check_deadline(request: DecideRequest, now: datetime) -> None:
     if request.not_after is not None and now > request.not_after:
         raise RefusalError(
             ErrorCode.TOO_LATE,
-            f"the decisions arrived after {request.not_after.isoformat()}, when their sender"
-            " stopped waiting for a worker (or its clock is behind the Temporal server's):"
-            " nothing changed, send them again",
+            f"the decisions reached a worker after {request.not_after.isoformat()}, when their"
+            " sender stopped waiting for one (or the sender's clock is behind the worker's)",
         )
 
 
