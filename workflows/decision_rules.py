@@ -137,11 +137,7 @@ def check_scope(
         raise RefusalError(ErrorCode.NOT_PAUSED, access.not_paused(run.run_id, status))
     for decision in request.decisions:
         record = find(calls, decision.tool_call_id)
-        if (
-            record is not None
-            and decision.tool_args is not None
-            and args_digest(decision.tool_args) != record.args_digest
-        ):
+        if record is not None and _edited_args(decision, record) is not None:
             raise RefusalError(
                 ErrorCode.INVALID_ARGS,
                 f"edited arguments of {record.tool_call_id} were not checked against"
